@@ -1,0 +1,276 @@
+"""The typed API: Migrator. It returns result objects, raises typed errors, never prints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends import Backend, backend_for
+from .config import Settings, load_settings
+from .discovery import Migration, discover
+from .errors import DatabaseError
+from .planner import (
+    State,
+    StatusReport,
+    VersionStatus,
+    build_status,
+    plan_baseline,
+    plan_migrate,
+    plan_rollback,
+)
+from .runner import (
+    DOWN,
+    UP,
+    PreparedFile,
+    Progress,
+    StepResult,
+    mysql_ddl_warning,
+    prepare_down,
+    prepare_up,
+    run_files,
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What migrate or rollback did (or, with dry_run, would do)."""
+
+    direction: str
+    dry_run: bool
+    planned: list[PreparedFile]
+    steps: list[StepResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``--dry-run --json`` (documented in README)."""
+        return {
+            "direction": self.direction,
+            "dry_run": self.dry_run,
+            "migrations": [
+                {
+                    "version": prepared.version,
+                    "description": prepared.migration.description,
+                    "file": str(prepared.path),
+                    "transaction": prepared.transactional,
+                    "statements": [{"line": s.line, "sql": s.sql} for s in prepared.statements],
+                }
+                for prepared in self.planned
+            ],
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """Every version's state, for ``status``."""
+
+    database: str
+    table: str
+    report: StatusReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``status --json`` (documented in README)."""
+        counts = {state.value: len(self.report.having(state)) for state in State}
+        return {
+            "database": self.database,
+            "table": self.table,
+            "migrations": [_entry_dict(entry) for entry in self.report.entries],
+            "counts": counts,
+        }
+
+
+def _entry_dict(entry: VersionStatus) -> dict[str, Any]:
+    return {
+        "version": entry.version,
+        "description": entry.description,
+        "state": entry.state.value,
+        "applied_at": entry.row.applied_at if entry.row else None,
+        "checksum": entry.row.checksum if entry.row else None,
+        "file_checksum": entry.migration.checksum if entry.migration else None,
+        "out_of_order": entry.out_of_order,
+    }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Drift found by ``verify``: edited and missing fail it; unverified does not."""
+
+    edited: list[str]
+    missing: list[str]
+    unverified: list[str]
+    report: StatusReport
+
+    @property
+    def ok(self) -> bool:
+        return not self.edited and not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``verify --json`` (documented in README)."""
+        return {"ok": self.ok, "edited": self.edited, "missing": self.missing,
+                "unverified": self.unverified}
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What ``repair`` changed in the tracking table."""
+
+    updated: list[str]  # edited versions whose checksum now matches the file
+    filled: list[str]  # NULL checksums filled in
+    forgotten: list[str]  # rows of missing versions deleted (forget_missing)
+
+
+class Migrator:
+    """Migrations of one database, configured like the command line."""
+
+    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
+        """Use ``settings``, or resolve them as the CLI does (``database=``,
+        ``migrations=``, ``config=``, ``table=``, ``lock_timeout=`` override)."""
+        self.settings = settings if settings is not None else load_settings(**options)
+
+    # --- read-only ---------------------------------------------------------------------
+
+    def status(self) -> StatusResult:
+        """The state of every version; never writes to the database."""
+        migrations = discover(self.settings.migrations_dir)
+        with self._session(create=False) as backend:
+            rows = backend.read_applied() if backend else []
+        return StatusResult(self.settings.database.redacted(), str(self.settings.table),
+                            build_status(migrations, rows))
+
+    def verify(self) -> VerifyResult:
+        """Edited, missing and unverified versions; ``ok`` is False on edited or missing."""
+        report = self.status().report
+
+        def versions(state: State) -> list[str]:
+            return [entry.version for entry in report.having(state)]
+
+        return VerifyResult(versions(State.EDITED), versions(State.MISSING),
+                            versions(State.UNVERIFIED), report)
+
+    # --- changing the database ---------------------------------------------------------
+
+    def migrate(self, *, to: str | None = None, dry_run: bool = False,
+                out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
+        """Apply pending versions in order (up to ``to``); see DESIGN.md section 5."""
+        migrations = discover(self.settings.migrations_dir)
+        if dry_run:
+            with self._session(create=False) as backend:
+                report = build_status(migrations, backend.read_applied() if backend else [])
+                plan = plan_migrate(report, target=to, out_of_order=out_of_order)
+                return RunResult(UP, True, prepare_up(plan, self._dialect()))
+        with self._session(create=True) as backend, self._locked(backend):
+            report = build_status(migrations, backend.read_applied())
+            plan = plan_migrate(report, target=to, out_of_order=out_of_order)
+            files = prepare_up(plan, backend.dialect)
+            warning = mysql_ddl_warning(backend, files)
+            steps = run_files(backend, files, progress)
+            return RunResult(UP, False, files, steps, [warning] if warning else [])
+
+    def rollback(self, *, steps: int | None = None, to: str | None = None,
+                 dry_run: bool = False, progress: Progress | None = None) -> RunResult:
+        """Run down.sql of the newest applied versions (one by default)."""
+        migrations = discover(self.settings.migrations_dir)
+        if dry_run:
+            with self._session(create=False) as backend:
+                report = build_status(migrations, backend.read_applied() if backend else [])
+                plan = plan_rollback(report, steps=steps, target=to)
+                return RunResult(DOWN, True, prepare_down(plan, self._dialect()))
+        with self._session(create=True) as backend, self._locked(backend):
+            report = build_status(migrations, backend.read_applied())
+            plan = plan_rollback(report, steps=steps, target=to)
+            files = prepare_down(plan, backend.dialect)
+            done = run_files(backend, files, progress)
+            return RunResult(DOWN, False, files, done)
+
+    def baseline(self, version: str) -> list[str]:
+        """Record versions up to ``version`` as applied without running them."""
+        migrations = discover(self.settings.migrations_dir)
+        with self._session(create=True) as backend, self._locked(backend):
+            report = build_status(migrations, backend.read_applied())
+            marked = plan_baseline(report, version)
+            self._in_transaction(backend, lambda: [
+                backend.record(m.version, m.description, m.checksum) for m in marked])
+            return [migration.version for migration in marked]
+
+    def repair(self, *, forget_missing: bool = False) -> RepairResult:
+        """Accept the checksums on disk for edited versions, fill NULL ones, and with
+        ``forget_missing`` delete the rows of versions whose folder is gone."""
+        migrations = discover(self.settings.migrations_dir)
+        with self._session(create=True) as backend, self._locked(backend):
+            report = build_status(migrations, backend.read_applied())
+            edited = report.having(State.EDITED)
+            unverified = report.having(State.UNVERIFIED)
+            missing = report.having(State.MISSING) if forget_missing else []
+
+            def apply() -> None:
+                for entry in edited + unverified:
+                    assert entry.migration is not None and entry.row is not None
+                    backend.set_checksum(entry.row.version, entry.migration.checksum)
+                for entry in missing:
+                    assert entry.row is not None
+                    backend.unrecord(entry.row.version)
+
+            self._in_transaction(backend, apply)
+            return RepairResult([e.version for e in edited], [e.version for e in unverified],
+                                [e.version for e in missing])
+
+    def create(self, description: str) -> Path:
+        """Write a new version folder; return its path."""
+        from .scaffold import create_version
+
+        return create_version(self.settings.migrations_dir, description,
+                              style=self.settings.version_style)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def pending(self) -> list[Migration]:
+        """The versions ``migrate`` would apply now, ignoring refusals."""
+        report = self.status().report
+        return [e.migration for e in report.having(State.PENDING) if e.migration is not None]
+
+    def _dialect(self) -> str:
+        return self.settings.database.dialect
+
+    @contextlib.contextmanager
+    def _session(self, *, create: bool) -> Iterator[Any]:
+        """A connected backend, or None when ``create`` is False and there is no database."""
+        backend = backend_for(self.settings)
+        try:
+            if not backend.connect(create=create):
+                yield None
+                return
+            yield backend
+        except Exception as error:
+            if not backend.is_driver_error(error):
+                raise
+            raise DatabaseError(f"Database error on {self.settings.database}: "
+                                f"{backend.error_message(error)}") from None
+        finally:
+            backend.close()
+
+    @contextlib.contextmanager
+    def _locked(self, backend: Backend) -> Iterator[None]:
+        """Take the migration lock and make sure the tracking table exists."""
+        with backend.migration_lock():
+            try:
+                backend.ensure_table()
+            except Exception as error:
+                if not backend.is_driver_error(error):
+                    raise
+                raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
+                                    f"{backend.error_message(error)}") from None
+            yield
+
+    @staticmethod
+    def _in_transaction(backend: Backend, work: Any) -> None:
+        backend.begin()
+        try:
+            work()
+            backend.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                backend.rollback()
+            raise

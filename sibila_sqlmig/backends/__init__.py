@@ -1,0 +1,34 @@
+"""Database backends, imported only when their URL is used."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import ConfigError
+from .base import Backend
+
+
+def backend_for(settings: Settings) -> Backend:
+    """A backend for the configured URL; drivers are imported here, not before."""
+    dialect = settings.database.dialect
+    if settings.table.schema and dialect != "postgresql":
+        raise ConfigError(f"Table name {settings.table}: a schema-qualified name is only "
+                          "supported on PostgreSQL.")
+    backend_class: type[Backend]
+    if dialect == "sqlite":
+        from .sqlite import SQLiteBackend
+
+        backend_class = SQLiteBackend
+    elif dialect == "postgresql":
+        from .postgres import PostgresBackend
+
+        backend_class = PostgresBackend
+    elif dialect == "mysql":
+        from .mysql import MySQLBackend
+
+        backend_class = MySQLBackend
+    else:  # parse_database_url only produces the three dialects above
+        raise ConfigError(f"Unsupported database dialect {dialect!r}.")
+    return backend_class(settings.database, settings.table, settings.lock_timeout)
+
+
+__all__ = ["Backend", "backend_for"]

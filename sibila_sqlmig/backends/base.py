@@ -1,0 +1,137 @@
+"""The backend interface: connection, transactions, the lock and bookkeeping.
+
+A backend knows its engine's SQL for the tracking table and how to lock;
+the runner owns the control flow. A new engine is one small subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from ..config import DatabaseURL, TableName
+from ..planner import AppliedRow
+
+
+class Backend(abc.ABC):
+    """One connection to one database, speaking one dialect."""
+
+    dialect: ClassVar[str]
+    #: True where DDL commits the open transaction (MySQL/MariaDB).
+    ddl_commits_implicitly: ClassVar[bool] = False
+    #: The driver's placeholder for a bound parameter.
+    placeholder: ClassVar[str] = "%s"
+    #: Column type of the version key (MySQL cannot index TEXT).
+    version_type: ClassVar[str] = "TEXT"
+
+    def __init__(self, url: DatabaseURL, table: TableName, lock_timeout: float) -> None:
+        self.url = url
+        self.table = table
+        self.lock_timeout = lock_timeout
+
+    # --- connection -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def connect(self, *, create: bool) -> bool:
+        """Open the connection. With ``create`` False, return False instead of creating
+        a database that does not exist yet (read-only commands)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connection; never raises."""
+
+    # --- statements -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run exactly one statement of a migration file (a multi-statement string fails)."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a bookkeeping statement with bound parameters; return its rows."""
+
+    @abc.abstractmethod
+    def is_driver_error(self, error: BaseException) -> bool:
+        """True for errors the database or driver raised (a failed statement)."""
+
+    def error_message(self, error: BaseException) -> str:
+        """The database's message for a failed statement, on one line, without password."""
+        return self.scrub(" ".join(str(error).split()) or type(error).__name__)
+
+    def error_offset(self, error: BaseException) -> int | None:
+        """Where in the statement the error is (1-based character), where the engine says."""
+        return None
+
+    def scrub(self, text: str) -> str:
+        """Remove the password from a message, whatever the driver put in it."""
+        password = self.url.password
+        return text.replace(password, "***") if password else text
+
+    # --- transactions -----------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start the transaction of one migration file (with its tracking row)."""
+        self.query("BEGIN")
+
+    def commit(self) -> None:
+        self.query("COMMIT")
+
+    def rollback(self) -> None:
+        self.query("ROLLBACK")
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        """Hold the lock that makes concurrent runs apply each version once."""
+        yield
+
+    # --- the tracking table -----------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        """Quote a validated identifier (validation happens in config.parse_table_name)."""
+        return f'"{identifier}"'
+
+    @property
+    def table_sql(self) -> str:
+        parts = [self.table.schema, self.table.name] if self.table.schema else [self.table.name]
+        return ".".join(self.quote(part) for part in parts if part)
+
+    @abc.abstractmethod
+    def table_exists(self) -> bool:
+        """True when the tracking table exists."""
+
+    def ensure_table(self) -> None:
+        """Create the tracking table if it does not exist (Sibila's exact columns)."""
+        self.query(
+            f"CREATE TABLE IF NOT EXISTS {self.table_sql} ("
+            f"version {self.version_type} PRIMARY KEY, description TEXT, "
+            "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, checksum TEXT)"
+        )
+
+    def read_applied(self) -> list[AppliedRow]:
+        """Every row of the tracking table (none when it does not exist)."""
+        if not self.table_exists():
+            return []
+        rows = self.query(f"SELECT version, description, applied_at, checksum FROM {self.table_sql}")
+        return [
+            AppliedRow(str(version), description, None if at is None else str(at), checksum)
+            for version, description, at, checksum in rows
+        ]
+
+    def is_recorded(self, version: str) -> bool:
+        p = self.placeholder
+        return bool(self.query(f"SELECT 1 FROM {self.table_sql} WHERE version = {p}", [version]))
+
+    def record(self, version: str, description: str, checksum: str | None) -> None:
+        p = self.placeholder
+        self.query(f"INSERT INTO {self.table_sql} (version, description, checksum) "
+                   f"VALUES ({p}, {p}, {p})", [version, description, checksum])
+
+    def unrecord(self, version: str) -> None:
+        self.query(f"DELETE FROM {self.table_sql} WHERE version = {self.placeholder}", [version])
+
+    def set_checksum(self, version: str, checksum: str) -> None:
+        p = self.placeholder
+        self.query(f"UPDATE {self.table_sql} SET checksum = {p} WHERE version = {p}",
+                   [checksum, version])

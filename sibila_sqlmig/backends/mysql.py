@@ -1,0 +1,127 @@
+"""MySQL and MariaDB through PyMySQL (the ``mysql`` extra).
+
+The lock is ``GET_LOCK``, held by the migrating connection's session: it
+survives the implicit commits of DDL and is released when the connection
+drops, so a killed process never leaves it behind. These engines commit
+DDL implicitly; the runner reports which statements of a failed file stayed.
+PyMySQL is used without CLIENT.MULTI_STATEMENTS, so a string with two
+statements is refused by the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
+from .base import Backend
+
+try:
+    import pymysql
+except ImportError:  # pragma: no cover - depends on the installed extras
+    pymysql = None
+
+_URL_OPTIONS = {"charset": str, "connect_timeout": int, "unix_socket": str, "ssl_ca": str,
+                "ssl_cert": str, "ssl_key": str, "ssl_disabled": lambda v: v in ("1", "true")}
+
+
+class MySQLBackend(Backend):
+    dialect = "mysql"
+    ddl_commits_implicitly = True
+    version_type = "VARCHAR(255)"
+
+    _connection: Any = None
+
+    def connect(self, *, create: bool) -> bool:
+        if pymysql is None:
+            raise DriverMissingError(
+                "MySQL/MariaDB need the PyMySQL driver: pip install 'sibila-sqlmig[mysql]'")
+        url = self.url
+        options: dict[str, Any] = {"charset": "utf8mb4", "connect_timeout": 10}
+        for key, value in url.query:
+            if key not in _URL_OPTIONS:
+                raise ConfigError(f"Unknown MySQL URL parameter {key!r}; supported: "
+                                  f"{', '.join(_URL_OPTIONS)}.")
+            options[key] = _URL_OPTIONS[key](value)
+        try:
+            self._connection = pymysql.connect(
+                host=url.host, port=url.port or 3306, user=url.user or "root",
+                password=url.password, database=url.database, autocommit=True, **options)
+        except pymysql.err.MySQLError as error:
+            raise DatabaseError(f"Cannot connect to {url}: {self.error_message(error)}. Check "
+                                "the URL (--database or SIBILA_SQLMIG_DATABASE) and that the "
+                                "server is running.") from None
+        return True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def execute(self, sql: str) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql)  # no arguments: PyMySQL leaves % alone
+            while cursor.nextset():  # CALL may return several result sets
+                pass
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql, tuple(params) or None)
+            return list(cursor.fetchall())
+
+    def is_driver_error(self, error: BaseException) -> bool:
+        return pymysql is not None and isinstance(error, pymysql.err.MySQLError)
+
+    def error_message(self, error: BaseException) -> str:
+        args = getattr(error, "args", ())
+        if len(args) == 2 and isinstance(args[0], int):
+            return self.scrub(" ".join(f"{args[1]} (error {args[0]})".split()))
+        return self.scrub(super().error_message(error))
+
+    def begin(self) -> None:
+        self.query("START TRANSACTION")
+
+    def quote(self, identifier: str) -> str:
+        return f"`{identifier}`"
+
+    def table_exists(self) -> bool:
+        rows = self.query("SELECT 1 FROM information_schema.tables WHERE table_schema = "
+                          "DATABASE() AND table_name = %s", [self.table.name])
+        return bool(rows)
+
+    @property
+    def lock_name(self) -> str:
+        """At most 64 characters, derived from database and table: two tables, two locks."""
+        digest = hashlib.sha256(f"{self.url.database}.{self.table}".encode()).hexdigest()
+        return f"sibila_sqlmig:{digest[:40]}"
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        name = self.lock_name
+        got = self.query("SELECT GET_LOCK(%s, %s)", [name, math.ceil(self.lock_timeout)])[0][0]
+        if got != 1:
+            raise LockTimeoutError(self._lock_message(name))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                self.query("SELECT RELEASE_LOCK(%s)", [name])
+
+    def _lock_message(self, name: str) -> str:
+        holder = self.query("SELECT IS_USED_LOCK(%s)", [name])[0][0]
+        who = "another session"
+        if holder is not None:
+            rows = self.query("SELECT user, host, command, time FROM "
+                              "information_schema.processlist WHERE id = %s", [holder])
+            detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
+                      if rows else "")
+            who = f"connection id {holder}{detail}"
+        stop = f"KILL {holder}" if holder is not None else "KILL <connection id>"
+        return (f"Timed out after {self.lock_timeout:g} s waiting for the migration lock "
+                f"{name!r} on {self.url}: it is held by {who}. Another migration is probably "
+                f"running; wait for it, or raise --lock-timeout. If that process is stuck, "
+                f"`{stop};` ends it and frees the lock.")

@@ -1,0 +1,146 @@
+"""PostgreSQL through psycopg 3 (the ``postgres`` extra).
+
+The lock is a session-level advisory lock taken on a dedicated connection
+that never opens a transaction, polled with ``pg_try_advisory_lock`` until
+the lock timeout. Because that connection is idle, ``CREATE INDEX
+CONCURRENTLY`` in a ``transaction: false`` file never waits for it; because
+it is a session lock, a killed process releases it when its connection
+drops. Statements go through libpq's extended protocol, which refuses a
+string with two statements, so a mis-split can never run unnoticed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import DatabaseError, DriverMissingError, LockTimeoutError
+from .base import Backend
+
+try:
+    import psycopg
+    from psycopg import pq
+except ImportError:  # pragma: no cover - depends on the installed extras
+    psycopg = None  # type: ignore[assignment]
+
+APPLICATION_NAME = "sibila-sqlmig"
+_POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
+
+
+class PostgresBackend(Backend):
+    dialect = "postgresql"
+
+    _connection: Any = None
+
+    def _connect(self) -> Any:
+        if psycopg is None:
+            raise DriverMissingError(
+                "PostgreSQL needs the psycopg driver: pip install 'sibila-sqlmig[postgres]'")
+        url = self.url
+        options: dict[str, Any] = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
+        options.update(dict(url.query))
+        try:
+            return psycopg.connect(host=url.host, port=url.port or 5432, user=url.user or None,
+                                   password=url.password or None, dbname=url.database,
+                                   autocommit=True, **options)
+        except psycopg.Error as error:
+            raise DatabaseError(f"Cannot connect to {url}: {self.error_message(error)} Check "
+                                "the URL (--database or SIBILA_SQLMIG_DATABASE) and that the "
+                                "server is running.") from None
+
+    def connect(self, *, create: bool) -> bool:
+        self._connection = self._connect()
+        return True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def execute(self, sql: str) -> None:
+        connection = self._connection
+        result = connection.pgconn.exec_params(sql.encode(), [])
+        if result.status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE,
+                             pq.ExecStatus.NONFATAL_ERROR):
+            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql, tuple(params) or None)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def is_driver_error(self, error: BaseException) -> bool:
+        return psycopg is not None and isinstance(error, psycopg.Error)
+
+    def error_message(self, error: BaseException) -> str:
+        diag = getattr(error, "diag", None)
+        primary = getattr(diag, "message_primary", None)
+        if not primary:
+            return self.scrub(super().error_message(error))
+        parts = [primary]
+        for label, value in (("detail", diag.message_detail), ("hint", diag.message_hint)):
+            if value:
+                parts.append(f"{label}: {value}")
+        code = diag.sqlstate
+        return self.scrub(" ".join(parts) + (f" (SQLSTATE {code})" if code else ""))
+
+    def error_offset(self, error: BaseException) -> int | None:
+        diag = getattr(error, "diag", None)
+        position = getattr(diag, "statement_position", None)
+        return int(position) if position else None
+
+    def quote(self, identifier: str) -> str:
+        return f'"{identifier}"'
+
+    def table_exists(self) -> bool:
+        rows = self.query("SELECT to_regclass(%s) IS NOT NULL", [self.table_sql])
+        return bool(rows[0][0])
+
+    def ensure_table(self) -> None:
+        if self.table.schema:
+            self.query(f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.table.schema)}")
+        super().ensure_table()
+
+    @property
+    def lock_key(self) -> int:
+        """A signed 64-bit key derived from the table's name: two tables, two locks."""
+        digest = hashlib.sha256(f"sibila_sqlmig:{self.table}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        holder = self._connect()
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            attempt = 0
+            while not holder.execute("SELECT pg_try_advisory_lock(%s)",
+                                     [self.lock_key]).fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError(self._lock_message(holder))
+                time.sleep(_POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)])
+                attempt += 1
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                holder.close()  # closing the session releases the advisory lock
+
+    def _lock_message(self, holder: Any) -> str:
+        key = self.lock_key
+        row = holder.execute(
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = ((%s >> 32) & 4294967295)::oid "
+            "AND l.objid = (%s & 4294967295)::oid LIMIT 1", [key, key]).fetchone()
+        who = ("another session" if row is None else
+               f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
+               f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})")
+        stop = f"SELECT pg_terminate_backend({row[0]})" if row else "pg_terminate_backend(pid)"
+        return (f"Timed out after {self.lock_timeout:g} s waiting for the migration lock on "
+                f"{self.url} (table {self.table}): it is held by {who}. Another migration is "
+                f"probably running; wait for it, or raise --lock-timeout. If that process is "
+                f"stuck, `{stop};` ends it and frees the lock.")

@@ -1,0 +1,82 @@
+"""SQLite: the embedded default.
+
+The lock is SQLite's own write lock: every migration file runs in a
+``BEGIN IMMEDIATE`` transaction, which waits (busy timeout) for any other
+writer, and the runner re-checks the tracking row inside it. The sqlite3
+module's implicit transactions are switched off (``isolation_level=None``)
+so that nothing commits behind the runner's back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DatabaseError, LockTimeoutError
+from .base import Backend
+
+
+class SQLiteBackend(Backend):
+    dialect = "sqlite"
+    placeholder = "?"
+
+    _connection: sqlite3.Connection | None = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        assert self._connection is not None, "connect() first"
+        return self._connection
+
+    def connect(self, *, create: bool) -> bool:
+        path = self.url.path
+        if path != ":memory:" and not os.path.exists(path):
+            if not create:
+                return False
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+        try:
+            self._connection = sqlite3.connect(path, timeout=self.lock_timeout,
+                                               isolation_level=None)
+            self._connection.execute("SELECT count(*) FROM sqlite_master")
+        except sqlite3.Error as error:
+            raise DatabaseError(f"Cannot open the SQLite database {path}: {error}. Check the "
+                                "path and that it is a SQLite file you may write.") from None
+        return True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def execute(self, sql: str) -> None:
+        # Connection.execute refuses a string with two statements, so a mis-split
+        # can never run unnoticed.
+        self.connection.execute(sql).fetchall()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, tuple(params)).fetchall()
+
+    def is_driver_error(self, error: BaseException) -> bool:
+        return isinstance(error, (sqlite3.Error, sqlite3.Warning))
+
+    def begin(self) -> None:
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            raise LockTimeoutError(
+                f"Timed out after {self.lock_timeout:g} s waiting for the write lock on "
+                f"{self.url.path}: another process holds a write transaction (another "
+                "migration run, or the application). `fuser -v "
+                f"{self.url.path}` lists the processes that have it open. Retry when it is "
+                "done, or raise --lock-timeout."
+            ) from None
+
+    def table_exists(self) -> bool:
+        rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          [self.table.name])
+        return bool(rows)

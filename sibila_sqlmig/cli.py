@@ -1,0 +1,265 @@
+"""The command line: argparse, output, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import EXIT_FAILED, EXIT_OK, SqlmigError
+
+DESCRIPTION = "Declarative SQL-file database migrations (plain SQL, checksums, locks)."
+EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, verify found
+drift, lock timeout); 2 bad usage, configuration or migration files.
+settings: option > environment (SIBILA_SQLMIG_DATABASE, SIBILA_SQLMIG_MIGRATIONS,
+SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_TIMEOUT) > sibila_sqlmig.yaml > default."""
+
+
+class _Output:
+    """Human output: colour only on a terminal and never with NO_COLOR."""
+
+    def __init__(self, stream: TextIO, quiet: bool, verbose: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.verbose = verbose
+        self.colour = stream.isatty() and "NO_COLOR" not in os.environ
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def line(self, text: str = "", *, always: bool = False) -> None:
+        if always or not self.quiet:
+            print(text, file=self.stream)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("settings")
+    group.add_argument("--database", metavar="URL",
+                       help="sqlite:///file.db, postgresql://..., mysql://... or a file path")
+    group.add_argument("--migrations", metavar="DIR", help="the migrations folder")
+    group.add_argument("--config", metavar="FILE", help="config file (default: "
+                       "./sibila_sqlmig.yaml when present)")
+    group.add_argument("--table", metavar="NAME", help="tracking table (schema_migrations)")
+    group.add_argument("--lock-timeout", metavar="SECONDS", type=float,
+                       help="how long to wait for another run's lock (default 60)")
+    common.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    common.add_argument("-v", "--verbose", action="store_true", help="print more detail")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sibila-sqlmig`` (also used by the docs test)."""
+    parser = argparse.ArgumentParser(prog="sibila-sqlmig", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = [_common_options()]
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=common, help=help_text, description=help_text)
+
+    status = add("status", "show applied, pending, edited, missing and unverified versions")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    migrate = add("migrate", "apply pending versions in order")
+    migrate.add_argument("--to", metavar="VERSION", help="stop after this version")
+    migrate.add_argument("--dry-run", action="store_true",
+                         help="show the statements that would run, as split, with lines")
+    migrate.add_argument("--out-of-order", action="store_true",
+                         help="also apply pending versions older than the newest applied")
+    migrate.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
+
+    rollback = add("rollback", "run down.sql of the newest applied versions")
+    which = rollback.add_mutually_exclusive_group()
+    which.add_argument("--steps", metavar="N", type=int, help="how many versions (default 1)")
+    which.add_argument("--to", metavar="VERSION", help="roll back every version after this")
+    rollback.add_argument("--dry-run", action="store_true", help="show what would run")
+    rollback.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
+
+    create = add("create", "write a new version folder NNN_slug/")
+    create.add_argument("description", help='what the change does, e.g. "Add users table"')
+
+    verify = add("verify", "for CI: exit 1 when an applied version was edited or is missing")
+    verify.add_argument("--json", action="store_true", help="print JSON")
+
+    baseline = add("baseline", "record versions up to VERSION as applied without running them")
+    baseline.add_argument("version", metavar="VERSION")
+
+    repair = add("repair", "accept the checksums on disk and fill NULL ones")
+    repair.add_argument("--forget-missing", action="store_true",
+                        help="also delete the rows of applied versions whose folder is gone")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "json", False) and args.command in ("migrate", "rollback") \
+            and not args.dry_run:
+        parser.error(f"{args.command}: --json goes with --dry-run")
+    out = _Output(sys.stdout, args.quiet, args.verbose)
+    try:
+        return _COMMANDS[args.command](args, out)
+    except SqlmigError as error:
+        message = str(error)
+        print(out.paint("error:", "31") + " " + message, file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; each file's transaction was rolled back by the database",
+              file=sys.stderr)
+        return 130
+
+
+def _migrator(args: argparse.Namespace) -> Any:
+    from .api import Migrator  # deferred: --help and --version need none of it
+
+    return Migrator(database=args.database, migrations=args.migrations, config=args.config,
+                    table=args.table, lock_timeout=args.lock_timeout)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _status(args: argparse.Namespace, out: _Output) -> int:
+    from .planner import State, drift_problems
+
+    result = _migrator(args).status()
+    if args.json:
+        _print_json(result.to_dict())
+        return EXIT_OK
+    out.line(f"database: {result.database}   table: {result.table}")
+    rows = result.report.entries
+    if not rows:
+        out.line("No versions on disk and none applied.")
+    colours = {State.APPLIED: "32", State.PENDING: "33", State.EDITED: "31",
+               State.MISSING: "31", State.UNVERIFIED: "36"}
+    for entry in rows:
+        applied_at = entry.row.applied_at if entry.row and entry.row.applied_at else ""
+        state = entry.state.value + (" (out of order)" if entry.out_of_order else "")
+        out.line(f"  {entry.version:<8} {out.paint(f'{state:<11}', colours[entry.state])} "
+                 f"{applied_at[:19]:<19}  {entry.description}")
+    counts = ", ".join(f"{len(result.report.having(state))} {state.value}" for state in State
+                       if result.report.having(state))
+    out.line(counts)
+    for line in drift_problems(result.report):
+        out.line(line)
+    return EXIT_OK
+
+
+def _show_plan(result: Any, out: _Output, args: argparse.Namespace) -> None:
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    verb = "apply" if result.direction == "up" else "roll back"
+    if not result.planned:
+        out.line(f"Nothing to {verb}.", always=True)
+    for prepared in result.planned:
+        mode = "one transaction" if prepared.transactional else "transaction: false"
+        out.line(f"would {verb} {prepared.version} {prepared.migration.description} "
+                 f"({prepared.path}, {len(prepared.statements)} statements, {mode})", always=True)
+        for statement in prepared.statements:
+            text = statement.sql.replace("\n", "\n" + " " * 12)
+            out.line(f"  line {statement.line:>4}: {text}", always=True)
+
+
+def _progress(out: _Output) -> Any:
+    def report(step: Any) -> None:
+        if step.skipped:
+            out.line(f"skipped {step.version} {step.description}: another process did it")
+            return
+        verb = "applied" if step.direction == "up" else "rolled back"
+        detail = f", {step.statements} statements" if out.verbose else ""
+        out.line(f"{out.paint(verb, '32')} {step.version} {step.description} "
+                 f"({step.seconds:.3f} s{detail})")
+
+    return report
+
+
+def _migrate(args: argparse.Namespace, out: _Output) -> int:
+    migrator = _migrator(args)
+    result = migrator.migrate(to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order,
+                              progress=_progress(out))
+    if args.dry_run:
+        _show_plan(result, out, args)
+        return EXIT_OK
+    for warning in result.warnings:
+        out.line(warning)
+    applied = [step for step in result.steps if not step.skipped]
+    if not applied:
+        out.line("Nothing to apply: the database is up to date.")
+    else:
+        out.line(f"{len(applied)} version(s) applied.")
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, out: _Output) -> int:
+    result = _migrator(args).rollback(steps=args.steps, to=args.to, dry_run=args.dry_run,
+                                      progress=_progress(out))
+    if args.dry_run:
+        _show_plan(result, out, args)
+        return EXIT_OK
+    done = [step for step in result.steps if not step.skipped]
+    out.line(f"{len(done)} version(s) rolled back." if done else "Nothing to roll back.")
+    return EXIT_OK
+
+
+def _create(args: argparse.Namespace, out: _Output) -> int:
+    folder = _migrator(args).create(args.description)
+    out.line(f"created {folder}/ (migration.yaml, up.sql, down.sql)")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, out: _Output) -> int:
+    from .planner import drift_problems
+
+    result = _migrator(args).verify()
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        for line in drift_problems(result.report):
+            out.line(line, always=True)
+        if result.unverified:
+            out.line(f"unverified (no checksum stored, e.g. from Sibila's earlier system): "
+                     f"{', '.join(result.unverified)}; `sibila-sqlmig repair` records them.")
+        out.line("verify: OK" if result.ok else "verify: FAILED", always=True)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _baseline(args: argparse.Namespace, out: _Output) -> int:
+    marked = _migrator(args).baseline(args.version)
+    if marked:
+        out.line(f"recorded as applied without running: {', '.join(marked)}")
+    else:
+        out.line("Nothing to record: those versions are already recorded.")
+    return EXIT_OK
+
+
+def _repair(args: argparse.Namespace, out: _Output) -> int:
+    result = _migrator(args).repair(forget_missing=args.forget_missing)
+    for label, versions in (("checksum updated", result.updated),
+                            ("checksum filled in", result.filled),
+                            ("row deleted (folder gone)", result.forgotten)):
+        if versions:
+            out.line(f"{label}: {', '.join(versions)}")
+    if not (result.updated or result.filled or result.forgotten):
+        out.line("Nothing to repair.")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "status": _status,
+    "migrate": _migrate,
+    "rollback": _rollback,
+    "create": _create,
+    "verify": _verify,
+    "baseline": _baseline,
+    "repair": _repair,
+}

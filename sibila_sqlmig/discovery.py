@@ -1,0 +1,203 @@
+"""Reading the migrations folder into Migration objects (DESIGN.md section 1).
+
+Every problem in the folder is collected and reported at once, each with
+its path (and line, for YAML and encoding errors), so one run shows the
+whole list to fix. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checksums import checksum_of_normalised, normalise_sql_bytes
+from .errors import MigrationFilesError, Problem
+from .yamlfast import load_yaml, yaml_error_line, yaml_error_text
+
+FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
+HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
+HEADER_KEYS = {"description": str, "transaction": bool}
+_IGNORED_FOLDERS = frozenset({"__pycache__"})
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One version folder, validated. ``checksum`` is the normalised SHA-256 of up.sql."""
+
+    version: str
+    number: int
+    folder: Path
+    description: str
+    transaction: bool
+    checksum: str
+
+    @property
+    def up_path(self) -> Path:
+        return self.folder / UP_FILE
+
+    @property
+    def down_path(self) -> Path:
+        return self.folder / DOWN_FILE
+
+    @property
+    def header_path(self) -> Path:
+        return self.folder / HEADER_FILE
+
+
+def parse_version_folder(name: str) -> tuple[str, int] | None:
+    """``("001", 1)`` for ``001_slug``; None when the name is not a version folder."""
+    match = FOLDER_PATTERN.fullmatch(name)
+    return (match.group(1), int(match.group(1))) if match else None
+
+
+def discover(migrations_dir: Path) -> list[Migration]:
+    """All versions in ``migrations_dir``, ordered by their integer version.
+
+    Raises MigrationFilesError listing every problem found.
+    """
+    problems: list[Problem] = []
+    try:
+        entries = sorted(os.scandir(migrations_dir), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        raise MigrationFilesError([Problem(migrations_dir, (
+            "the migrations folder does not exist; create it (sibila-sqlmig create "
+            "\"Description\" does) or point --migrations / SIBILA_SQLMIG_MIGRATIONS at it"))])
+    except NotADirectoryError:
+        raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
+    by_number: dict[int, Path] = {}
+    migrations: list[Migration] = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS or not entry.is_dir():
+            continue  # README.md, .gitkeep and other files are documentation
+        folder = Path(entry.path)
+        parsed = parse_version_folder(entry.name)
+        if parsed is None:
+            problems.append(Problem(folder, (
+                "folder name does not match NNN_slug (digits, underscore, letters/digits/_-); "
+                "rename it, or move it out of the migrations folder")))
+            continue
+        version, number = parsed
+        if number in by_number:
+            problems.append(Problem(folder, (
+                f"duplicate version {number}: {by_number[number].name} has the same number; "
+                "renumber one of them")))
+            continue
+        by_number[number] = folder
+        migration = _read_version(folder, version, number, problems)
+        if migration is not None:
+            migrations.append(migration)
+    if problems:
+        raise MigrationFilesError(problems)
+    migrations.sort(key=lambda migration: migration.number)
+    return migrations
+
+
+def _read_version(folder: Path, version: str, number: int,
+                  problems: list[Problem]) -> Migration | None:
+    before = len(problems)
+    present = set(os.listdir(folder))
+    for required in (HEADER_FILE, UP_FILE, DOWN_FILE):
+        if required not in present:
+            problems.append(Problem(folder / required, "missing; every version folder needs "
+                                    "migration.yaml, up.sql and down.sql"))
+    header = _read_header(folder / HEADER_FILE, problems) if HEADER_FILE in present else None
+    checksum = _check_up_sql(folder / UP_FILE, problems) if UP_FILE in present else None
+    if len(problems) > before or header is None or checksum is None:
+        return None
+    return Migration(version, number, folder, header["description"],
+                     header.get("transaction", True), checksum)
+
+
+def _read_header(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    text = _read_text(path, problems)
+    if text is None:
+        return None
+    try:
+        data = load_yaml(text)
+    except Exception as error:  # yaml.YAMLError; PyYAML is imported only when needed
+        problems.append(Problem(path, f"invalid YAML: {yaml_error_text(error)}",
+                                yaml_error_line(error)))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(path, "must be a mapping such as 'description: Add users'"))
+        return None
+    found = len(problems)
+    for key, value in data.items():
+        expected = HEADER_KEYS.get(key) if isinstance(key, str) else None
+        if expected is None:
+            problems.append(Problem(path, f"unknown key {key!r}; the keys are "
+                                    f"{', '.join(HEADER_KEYS)} (check the spelling)"))
+        elif not isinstance(value, expected):
+            problems.append(Problem(path, f"{key!r} must be a {expected.__name__}, "
+                                    f"not {value!r}"))
+    if "description" not in data:
+        problems.append(Problem(path, "missing the required key 'description'"))
+    elif isinstance(data["description"], str) and not data["description"].strip():
+        problems.append(Problem(path, "'description' is empty"))
+    return data if len(problems) == found else None
+
+
+def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    try:
+        return decode_sql(path, normalise_sql_bytes(path.read_bytes()))
+    except _DecodeProblem as problem:
+        problems.append(problem.problem)
+    except OSError as error:
+        problems.append(Problem(path, f"cannot be read: {error.strerror}"))
+    return None
+
+
+def _check_up_sql(path: Path, problems: list[Problem]) -> str | None:
+    """The checksum of up.sql, after checking it is UTF-8 and holds a statement."""
+    try:
+        data = normalise_sql_bytes(path.read_bytes())
+        text = decode_sql(path, data)
+    except _DecodeProblem as problem:
+        problems.append(problem.problem)
+        return None
+    except OSError as error:
+        problems.append(Problem(path, f"cannot be read: {error.strerror}"))
+        return None
+    if not _may_hold_statement(text):
+        problems.append(Problem(path, "holds no SQL statement; write the change, or delete "
+                                "the version folder"))
+        return None
+    return checksum_of_normalised(data)
+
+
+class _DecodeProblem(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def decode_sql(path: Path, data: bytes) -> str:
+    """Decode UTF-8 (a BOM is dropped); raises a Problem naming the line of a bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise _DecodeProblem(Problem(path, f"is not UTF-8 text (byte {error.start}); save it "
+                                     "as UTF-8", line)) from None
+
+
+_ONLY_COMMENTS = re.compile(r"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
+
+
+def _may_hold_statement(text: str) -> bool:
+    """False when the text is only whitespace, ``;`` and comments of every dialect.
+
+    A cheap, dialect-free test for discovery; the splitter decides exactly.
+    """
+    return _ONLY_COMMENTS.fullmatch(text) is None
+
+
+def read_sql(path: Path) -> tuple[str, str]:
+    """The normalised text of a SQL file and its checksum, read from disk now."""
+    data = normalise_sql_bytes(path.read_bytes())
+    try:
+        return decode_sql(path, data), checksum_of_normalised(data)
+    except _DecodeProblem as problem:
+        raise MigrationFilesError([problem.problem]) from None

@@ -1,0 +1,150 @@
+"""The error types. Every expected failure is one of these.
+
+Each error carries the exit code the command line uses for it (1: the
+operation failed; 2: bad usage, configuration or migration files) and renders
+as one message that says what happened, where, and what to do next. The CLI
+is the only place that turns them into text and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class SqlmigError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+# --- exit code 2: usage, configuration, files -------------------------------------------
+
+
+class UsageError(SqlmigError):
+    """A command was called with arguments that cannot work (unknown version, --steps 0)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(SqlmigError):
+    """The configuration (option, environment or sibila_sqlmig.yaml) is invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class DriverMissingError(ConfigError):
+    """The database driver for a URL scheme is not installed."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the migrations folder: where it is and what is wrong."""
+
+    path: Path
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+class MigrationFilesError(SqlmigError):
+    """The migrations folder holds one or more invalid entries; all are listed."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = "1 problem" if count == 1 else f"{count} problems"
+        lines = [f"{head} in the migrations folder; nothing was run:"]
+        lines += [f"  {problem}" for problem in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class StatementRefused(MigrationFilesError):
+    """A pre-run check refused a statement (e.g. VACUUM in a transactional file)."""
+
+
+# --- exit code 1: the operation failed -----------------------------------------------------
+
+
+class DatabaseError(SqlmigError):
+    """The database could not be reached or answered with an error outside a migration."""
+
+
+class LockTimeoutError(SqlmigError):
+    """Another process held the migration lock for longer than the lock timeout."""
+
+
+class DriftError(SqlmigError):
+    """Applied migrations were edited or removed; migrate refuses until that is resolved."""
+
+
+class OutOfOrderError(SqlmigError):
+    """A pending version is older than the newest applied one."""
+
+
+class RollbackRefused(SqlmigError):
+    """Rollback cannot run: nothing applied, a down.sql without statements, a folder gone."""
+
+
+@dataclass(frozen=True)
+class ExecutedStatement:
+    """A statement that ran (and was committed) before a later statement failed."""
+
+    line: int
+    sql: str
+
+
+class StatementError(SqlmigError):
+    """A statement of a migration file failed in the database."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        path: Path,
+        line: int,
+        sql: str,
+        database_message: str,
+        rolled_back: bool,
+        left_applied: Sequence[ExecutedStatement] = (),
+        note: str = "",
+    ) -> None:
+        self.version = version
+        self.path = path
+        self.line = line
+        self.sql = sql
+        self.database_message = database_message
+        self.rolled_back = rolled_back
+        self.left_applied = list(left_applied)
+        lines = [
+            f"{path}:{line}: statement failed in version {version}: {database_message}",
+            f"  statement: {_excerpt(sql)}",
+        ]
+        if rolled_back and not self.left_applied:
+            lines.append(f"  Nothing of version {version} was applied and it was not recorded.")
+        else:
+            lines.append(
+                f"  Version {version} was not recorded. These statements had already run"
+                " and remain in the database:"
+            )
+            lines += [f"    line {done.line}: {_excerpt(done.sql)}" for done in self.left_applied]
+        if note:
+            lines.append(f"  {note}")
+        lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run again.")
+        super().__init__("\n".join(lines))
+
+
+def _excerpt(sql: str, limit: int = 160) -> str:
+    """One line of a statement, cut to a readable length."""
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

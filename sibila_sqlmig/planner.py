@@ -1,0 +1,198 @@
+"""Pure logic: the state of every version, and what to apply or roll back.
+
+Versions on disk and rows in the tracking table are matched by their integer
+value, so a legacy row "1" is the folder "001". No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .discovery import Migration
+from .errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
+
+
+class State(str, enum.Enum):
+    """Where a version stands, as ``status`` reports it."""
+
+    APPLIED = "applied"  # recorded, and up.sql matches the stored checksum
+    PENDING = "pending"  # on disk, not recorded
+    EDITED = "edited"  # recorded, but up.sql changed since
+    MISSING = "missing"  # recorded, but its folder is gone
+    UNVERIFIED = "unverified"  # recorded with a NULL checksum (Sibila's earlier system)
+
+
+@dataclass(frozen=True)
+class AppliedRow:
+    """One row of the tracking table."""
+
+    version: str
+    description: str | None
+    applied_at: str | None
+    checksum: str | None
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """The state of one version, with its folder and its row where they exist."""
+
+    version: str
+    number: int | None
+    state: State
+    migration: Migration | None = None
+    row: AppliedRow | None = None
+    out_of_order: bool = False  # pending, but older than the newest applied version
+
+    @property
+    def description(self) -> str:
+        if self.migration is not None:
+            return self.migration.description
+        return (self.row.description if self.row else None) or ""
+
+    @property
+    def is_recorded(self) -> bool:
+        return self.row is not None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Every version known on disk or in the table, ordered by version."""
+
+    entries: list[VersionStatus] = field(default_factory=list)
+
+    def having(self, state: State) -> list[VersionStatus]:
+        return [entry for entry in self.entries if entry.state is state]
+
+    @property
+    def recorded(self) -> list[VersionStatus]:
+        return [entry for entry in self.entries if entry.is_recorded]
+
+    def find(self, version: str) -> VersionStatus | None:
+        """The entry whose version has the integer value of ``version``."""
+        number = _version_number(version)
+        for entry in self.entries:
+            if number is not None and entry.number == number or entry.version == version:
+                return entry
+        return None
+
+
+def _version_number(version: str) -> int | None:
+    return int(version) if version.isdigit() else None
+
+
+def build_status(migrations: Sequence[Migration], rows: Sequence[AppliedRow]) -> StatusReport:
+    """Match folders to rows and give each version its state."""
+    on_disk = {migration.number: migration for migration in migrations}
+    entries: list[VersionStatus] = []
+    matched: set[int] = set()
+    for row in rows:
+        number = _version_number(row.version)
+        migration = on_disk.get(number) if number is not None else None
+        if migration is None:
+            entries.append(VersionStatus(row.version, number, State.MISSING, row=row))
+            continue
+        matched.add(migration.number)
+        if row.checksum is None:
+            state = State.UNVERIFIED
+        elif row.checksum.lower() == migration.checksum:
+            state = State.APPLIED
+        else:
+            state = State.EDITED
+        entries.append(VersionStatus(migration.version, number, state, migration, row))
+    newest = max((entry.number for entry in entries if entry.number is not None), default=None)
+    for migration in migrations:
+        if migration.number not in matched:
+            late = newest is not None and migration.number < newest
+            entries.append(VersionStatus(migration.version, migration.number, State.PENDING,
+                                         migration, out_of_order=late))
+    entries.sort(key=lambda entry: (entry.number is None, entry.number or 0, entry.version))
+    return StatusReport(entries)
+
+
+def resolve_version(report: StatusReport, version: str, *, option: str) -> VersionStatus:
+    """The entry named by a user's ``--to``/``baseline`` argument, or a UsageError."""
+    entry = report.find(version.strip())
+    if entry is None:
+        known = ", ".join(entry.version for entry in report.entries[-5:]) or "none"
+        raise UsageError(f"{option} {version}: no such version on disk or in the tracking "
+                         f"table (the newest are: {known}).")
+    return entry
+
+
+def drift_problems(report: StatusReport) -> list[str]:
+    """One line per edited or missing version, saying what to do about it."""
+    lines = []
+    for entry in report.having(State.EDITED):
+        lines.append(f"  {entry.version} ({entry.description}): up.sql was edited after it was "
+                     f"applied ({entry.migration.up_path if entry.migration else ''}). Restore "
+                     "it (git checkout), or, if the edit was deliberate and the database "
+                     "already matches it, run `sibila-sqlmig repair`.")
+    for entry in report.having(State.MISSING):
+        lines.append(f"  {entry.version} ({entry.description}): applied, but its folder is "
+                     "not in the migrations folder. Restore it (a branch switch?), or run "
+                     "`sibila-sqlmig repair --forget-missing` to drop its row.")
+    return lines
+
+
+def plan_migrate(report: StatusReport, *, target: str | None = None,
+                 out_of_order: bool = False) -> list[Migration]:
+    """The pending versions to apply, in order; refuses drift and out-of-order versions."""
+    limit = None
+    if target is not None:
+        entry = resolve_version(report, target, option="--to")
+        if entry.migration is None:
+            raise UsageError(f"--to {target}: that version's folder is not on disk.")
+        limit = entry.number
+    drift = drift_problems(report)
+    if drift:
+        raise DriftError("migrate refused: applied versions differ from the files:\n"
+                         + "\n".join(drift))
+    pending = [entry for entry in report.having(State.PENDING)
+               if limit is None or (entry.number is not None and entry.number <= limit)]
+    late = [entry for entry in pending if entry.out_of_order]
+    if late and not out_of_order:
+        newest = max(entry.number or 0 for entry in report.recorded)
+        names = ", ".join(entry.version for entry in late)
+        raise OutOfOrderError(
+            f"migrate refused: pending version(s) {names} are older than the newest applied "
+            f"version ({newest}). They were probably merged from another branch. Renumber "
+            "them after the newest version (`sibila-sqlmig create` picks the next number), "
+            "or apply them anyway with --out-of-order if they do not depend on the order.")
+    return [entry.migration for entry in pending if entry.migration is not None]
+
+
+def plan_rollback(report: StatusReport, *, steps: int | None = None,
+                  target: str | None = None) -> list[VersionStatus]:
+    """The recorded versions to roll back, newest first."""
+    if steps is not None and target is not None:
+        raise UsageError("Give --steps or --to, not both.")
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps {steps}: give a number of versions of 1 or more.")
+    recorded = sorted(report.recorded, key=lambda entry: entry.number or 0, reverse=True)
+    if not recorded:
+        raise RollbackRefused("Nothing to roll back: no version is recorded as applied.")
+    if target is not None:
+        limit = 0 if target.strip().isdigit() and int(target) == 0 else \
+            resolve_version(report, target, option="--to").number or 0
+        chosen = [entry for entry in recorded if (entry.number or 0) > limit]
+    else:
+        chosen = recorded[: steps or 1]
+    for entry in chosen:
+        if entry.migration is None:
+            raise RollbackRefused(
+                f"Cannot roll back {entry.version} ({entry.description}): its folder, and so "
+                "its down.sql, is not in the migrations folder. Restore it from version "
+                "control first.")
+    return chosen
+
+
+def plan_baseline(report: StatusReport, target: str) -> list[Migration]:
+    """The unrecorded versions up to ``target`` to mark as applied without running them."""
+    entry = resolve_version(report, target, option="baseline")
+    if entry.migration is None or entry.number is None:
+        raise UsageError(f"baseline {target}: that version's folder is not on disk.")
+    limit = entry.number
+    return [pending.migration for pending in report.having(State.PENDING)
+            if pending.migration is not None and pending.migration.number <= limit]

@@ -1,0 +1,265 @@
+"""Executing migration files on a backend: one transaction per file with its row.
+
+Files are read, split and checked before the first statement of a run is
+sent, so a file that the pre-run checks refuse stops the run with nothing
+done. Each file then runs in one transaction together with the write of its
+tracking row (or, with ``transaction: false``, statement by statement, the
+row written after the last one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends.base import Backend
+from .checks import check_statements, commits_implicitly
+from .discovery import Migration, read_sql
+from .errors import (
+    ExecutedStatement,
+    MigrationFilesError,
+    Problem,
+    RollbackRefused,
+    StatementError,
+    StatementRefused,
+)
+from .planner import VersionStatus
+from .splitting import SplitError, Statement, split_sql
+
+UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A migration file read, split and checked, ready to run."""
+
+    migration: Migration
+    direction: str
+    path: Path
+    statements: list[Statement]
+    checksum: str  # of up.sql as read now: what the tracking row will hold
+    row_version: str  # the version as the tracking row spells it
+
+    @property
+    def version(self) -> str:
+        return self.migration.version
+
+    @property
+    def transactional(self) -> bool:
+        return self.migration.transaction
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One file that ran (or was found already done by a concurrent process)."""
+
+    version: str
+    description: str
+    direction: str
+    seconds: float
+    statements: int
+    skipped: bool = False
+
+
+Progress = Callable[[StepResult], None]
+
+
+@dataclass
+class _Preparation:
+    dialect: str
+    files: list[PreparedFile] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    refusals: list[Problem] = field(default_factory=list)
+
+    def split(self, path: Path, text: str) -> list[Statement] | None:
+        try:
+            return split_sql(text, self.dialect)
+        except SplitError as error:
+            self.problems.append(Problem(path, error.message, error.line))
+            return None
+
+    def finish(self) -> list[PreparedFile]:
+        if self.problems:
+            raise MigrationFilesError(self.problems + self.refusals)
+        if self.refusals:
+            raise StatementRefused(self.refusals)
+        return self.files
+
+
+def prepare_up(migrations: Sequence[Migration], dialect: str) -> list[PreparedFile]:
+    """Read, split and check the up.sql of every version to apply."""
+    work = _Preparation(dialect)
+    for migration in migrations:
+        text, checksum = read_sql(migration.up_path)
+        statements = work.split(migration.up_path, text)
+        if statements is None:
+            continue
+        if not statements:
+            work.problems.append(Problem(migration.up_path, "holds no SQL statement"))
+            continue
+        work.refusals += check_statements(statements, path=migration.up_path, dialect=dialect,
+                                          transactional=migration.transaction)
+        work.files.append(PreparedFile(migration, UP, migration.up_path, statements, checksum,
+                                       migration.version))
+    return work.finish()
+
+
+def prepare_down(entries: Sequence[VersionStatus], dialect: str) -> list[PreparedFile]:
+    """Read, split and check the down.sql of every version to roll back."""
+    work = _Preparation(dialect)
+    for entry in entries:
+        migration, row = entry.migration, entry.row
+        assert migration is not None and row is not None, "plan_rollback guarantees both"
+        text, _ = read_sql(migration.down_path)
+        statements = work.split(migration.down_path, text)
+        if statements is None:
+            continue
+        if not statements:
+            raise RollbackRefused(
+                f"Cannot roll back {migration.version} ({migration.description}): "
+                f"{migration.down_path} holds only comments, so this version is marked "
+                "irreversible. Write its down.sql, or restore the database from a backup. "
+                "Nothing was rolled back.")
+        work.refusals += check_statements(statements, path=migration.down_path,
+                                          dialect=dialect, transactional=migration.transaction)
+        work.files.append(PreparedFile(migration, DOWN, migration.down_path, statements,
+                                       migration.checksum, row.version))
+    return work.finish()
+
+
+def run_files(backend: Backend, files: Sequence[PreparedFile],
+              progress: Progress | None = None) -> list[StepResult]:
+    """Run prepared files in order; stop at the first failure (raising StatementError)."""
+    steps = []
+    for prepared in files:
+        step = run_file(backend, prepared)
+        steps.append(step)
+        if progress is not None:
+            progress(step)
+    return steps
+
+
+def run_file(backend: Backend, prepared: PreparedFile) -> StepResult:
+    """Run one file and write or delete its tracking row."""
+    started = time.perf_counter()
+    if prepared.transactional:
+        done = _run_in_transaction(backend, prepared)
+    else:
+        done = _run_statement_by_statement(backend, prepared)
+    return StepResult(prepared.version, prepared.migration.description, prepared.direction,
+                      time.perf_counter() - started, len(prepared.statements), skipped=not done)
+
+
+def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
+    if prepared.direction == UP:
+        backend.record(prepared.version, prepared.migration.description, prepared.checksum)
+    else:
+        backend.unrecord(prepared.row_version)
+
+
+def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
+    """True when a concurrent run has already applied (or rolled back) this version."""
+    recorded = backend.is_recorded(prepared.row_version)
+    return recorded if prepared.direction == UP else not recorded
+
+
+def _run_in_transaction(backend: Backend, prepared: PreparedFile) -> bool:
+    backend.begin()
+    executed: list[Statement] = []
+    try:
+        if _already_done(backend, prepared):
+            backend.rollback()
+            return False
+        for statement in prepared.statements:
+            _execute(backend, prepared, statement, executed, in_transaction=True)
+            executed.append(statement)
+        _bookkeeping(backend, prepared)
+        backend.commit()
+    except BaseException:
+        _rollback_quietly(backend)
+        raise
+    return True
+
+
+def _run_statement_by_statement(backend: Backend, prepared: PreparedFile) -> bool:
+    backend.begin()
+    try:
+        done = _already_done(backend, prepared)
+    finally:
+        backend.rollback()
+    if done:
+        return False
+    executed: list[Statement] = []
+    for statement in prepared.statements:
+        _execute(backend, prepared, statement, executed, in_transaction=False)
+        executed.append(statement)
+    backend.begin()
+    try:
+        _bookkeeping(backend, prepared)
+        backend.commit()
+    except BaseException:
+        _rollback_quietly(backend)
+        raise
+    return True
+
+
+def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
+             executed: list[Statement], *, in_transaction: bool) -> None:
+    try:
+        backend.execute(statement.sql)
+    except Exception as error:
+        if not backend.is_driver_error(error):
+            raise
+        left, note = _left_in_database(backend, executed, in_transaction)
+        offset = backend.error_offset(error)  # PostgreSQL says where in the statement
+        line = statement.line + (statement.sql.count("\n", 0, offset - 1) if offset else 0)
+        raise StatementError(
+            version=prepared.version,
+            path=prepared.path,
+            line=line,
+            sql=statement.sql,
+            database_message=backend.error_message(error),
+            rolled_back=in_transaction,
+            left_applied=[ExecutedStatement(done.line, done.sql) for done in left],
+            note=note,
+        ) from None
+
+
+def _left_in_database(backend: Backend, executed: list[Statement],
+                      in_transaction: bool) -> tuple[list[Statement], str]:
+    """The statements whose effects stay after a failure, and why."""
+    if not in_transaction:
+        return executed, "The file runs with 'transaction: false', so each statement " \
+                         "committed on its own."
+    if not backend.ddl_commits_implicitly:
+        return [], ""
+    last_commit = max((index for index, done in enumerate(executed)
+                       if commits_implicitly(done.sql, backend.dialect)), default=-1)
+    if last_commit < 0:
+        return [], ""
+    return executed[: last_commit + 1], (
+        f"{backend.dialect} commits DDL implicitly: statements up to the last DDL stayed "
+        "committed; the ones after it were rolled back. Undo the listed ones by hand (or "
+        "make the file idempotent) before running again.")
+
+
+def _rollback_quietly(backend: Backend) -> None:
+    """Roll back after a failure without hiding the original error."""
+    with contextlib.suppress(Exception):  # the connection may be gone; keep the first error
+        backend.rollback()
+
+
+def mysql_ddl_warning(backend: Backend, files: Sequence[PreparedFile]) -> str | None:
+    """The notice a run prints when DDL will commit implicitly."""
+    if not backend.ddl_commits_implicitly:
+        return None
+    with_ddl = [prepared.version for prepared in files
+                if any(commits_implicitly(s.sql, backend.dialect) for s in prepared.statements)]
+    if not with_ddl:
+        return None
+    return (f"note: MySQL/MariaDB commit DDL implicitly, so a failure inside version(s) "
+            f"{', '.join(with_ddl)} can leave that file's earlier statements applied; the "
+            "error would list them.")
