@@ -213,7 +213,7 @@ def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
     except Exception as error:
         if not backend.is_driver_error(error):
             raise
-        left, note = _left_in_database(backend, executed, in_transaction)
+        left, note = _left_in_database(backend, executed, statement, in_transaction)
         offset = backend.error_offset(error)  # PostgreSQL says where in the statement
         line = statement.line + (statement.sql.count("\n", 0, offset - 1) if offset else 0)
         raise StatementError(
@@ -228,7 +228,7 @@ def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
         ) from None
 
 
-def _left_in_database(backend: Backend, executed: list[Statement],
+def _left_in_database(backend: Backend, executed: list[Statement], failed: Statement,
                       in_transaction: bool) -> tuple[list[Statement], str]:
     """The statements whose effects stay after a failure, and why."""
     if not in_transaction:
@@ -236,8 +236,12 @@ def _left_in_database(backend: Backend, executed: list[Statement],
                          "committed on its own."
     if not backend.ddl_commits_implicitly:
         return [], ""
-    last_commit = max((index for index, done in enumerate(executed)
-                       if commits_implicitly(done.sql, backend.dialect)), default=-1)
+    # MySQL commits before and after each DDL statement, even before one that fails.
+    if commits_implicitly(failed.sql, backend.dialect):
+        last_commit = len(executed) - 1
+    else:
+        last_commit = max((index for index, done in enumerate(executed)
+                           if commits_implicitly(done.sql, backend.dialect)), default=-1)
     if last_commit < 0:
         return [], ""
     return executed[: last_commit + 1], (

@@ -83,7 +83,19 @@ class MySQLBackend(Backend):
         return self.scrub(super().error_message(error))
 
     def begin(self) -> None:
+        # autocommit off for the file: after a DDL's implicit commit the next statement
+        # opens a new transaction instead of committing on its own, so a failure still
+        # rolls back everything after the last DDL.
+        self._connection.autocommit(False)
         self.query("START TRANSACTION")
+
+    def commit(self) -> None:
+        self._connection.commit()
+        self._connection.autocommit(True)
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+        self._connection.autocommit(True)
 
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
