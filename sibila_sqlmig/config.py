@@ -230,7 +230,7 @@ def _read_config_file(config: str | os.PathLike[str] | None, cwd: Path) -> tuple
             return {}, None
     else:
         path = cwd / Path(config)
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise ConfigError(f"Config file {path} does not exist. Check --config.")
     try:
         data = load_yaml(path.read_text(encoding="utf-8-sig"))

@@ -53,6 +53,10 @@ class PostgresBackend(Backend):
 
     def connect(self, *, create: bool) -> bool:
         self._connection = self._connect()
+        if self._connection.info.server_version >= 140000:
+            # If this process is killed mid-statement, the server notices within a second
+            # and rolls the file back, instead of finishing a long statement for nobody.
+            self.query("SET client_connection_check_interval = 1000")
         return True
 
     def close(self) -> None:

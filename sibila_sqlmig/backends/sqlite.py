@@ -9,9 +9,10 @@ so that nothing commits behind the runner's back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import DatabaseError, LockTimeoutError
@@ -63,8 +64,19 @@ class SQLiteBackend(Backend):
         return isinstance(error, (sqlite3.Error, sqlite3.Warning))
 
     def begin(self) -> None:
-        try:
+        with self._waiting_for_the_write_lock():
             self.connection.execute("BEGIN IMMEDIATE")
+
+    def ensure_table(self) -> None:
+        if not self.table_exists():  # a read: no write lock needed when the table is there
+            with self._waiting_for_the_write_lock():
+                super().ensure_table()
+
+    @contextlib.contextmanager
+    def _waiting_for_the_write_lock(self) -> Iterator[None]:
+        """Turn SQLite's "database is locked" after the busy timeout into the lock error."""
+        try:
+            yield
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) and "busy" not in str(error):
                 raise

@@ -1,0 +1,133 @@
+"""Bad input: each is exit 2, one clear message naming the path, the database untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_module, write_version
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    write_version(folder, "001_good", "CREATE TABLE good (a INT);\n")
+    return folder
+
+
+def _migrate(cli, tmp_path: Path, migrations: Path, *extra: str):
+    database = tmp_path / "db.sqlite"
+    result = cli("migrate", "--database", f"sqlite:///{database}", "--migrations",
+                 str(migrations), *extra)
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    assert not database.exists(), "the database must be untouched"
+    return result.err
+
+
+@pytest.mark.parametrize(
+    ("name", "files", "expected"),
+    [
+        ("002-typo", None, "002-typo: folder name does not match NNN_slug"),
+        ("002_missing_up", {"migration.yaml": "description: x\n", "down.sql": ""},
+         "002_missing_up/up.sql: missing"),
+        ("002_missing_down", {"migration.yaml": "description: x\n", "up.sql": "SELECT 1;"},
+         "002_missing_down/down.sql: missing"),
+        ("002_missing_header", {"up.sql": "SELECT 1;", "down.sql": ""},
+         "002_missing_header/migration.yaml: missing"),
+        ("002_yaml_syntax", {"migration.yaml": "description: x\ntransaction: [true\n",
+                             "up.sql": "SELECT 1;", "down.sql": ""},
+         "002_yaml_syntax/migration.yaml:3: invalid YAML"),
+        ("002_not_mapping", {"migration.yaml": "- a list\n", "up.sql": "SELECT 1;",
+                             "down.sql": ""},
+         "002_not_mapping/migration.yaml: must be a mapping"),
+        ("002_no_description", {"migration.yaml": "transaction: true\n", "up.sql": "SELECT 1;",
+                                "down.sql": ""},
+         "missing the required key 'description'"),
+        ("002_unknown_key", {"migration.yaml": "description: x\ntransation: false\n",
+                             "up.sql": "SELECT 1;", "down.sql": ""},
+         "unknown key 'transation'"),
+        ("002_wrong_type", {"migration.yaml": 'description: x\ntransaction: "yes"\n',
+                            "up.sql": "SELECT 1;", "down.sql": ""},
+         "'transaction' must be a bool, not 'yes'"),
+        ("002_empty_up", {"migration.yaml": "description: x\n",
+                          "up.sql": "-- nothing yet\n/* still nothing */\n", "down.sql": ""},
+         "002_empty_up/up.sql: holds no SQL statement"),
+    ],
+)
+def test_invalid_version_folder(cli, tmp_path: Path, migrations: Path, name: str,
+                                files: dict[str, str] | None, expected: str) -> None:
+    folder = migrations / name
+    folder.mkdir()
+    for file_name, text in (files or {}).items():
+        (folder / file_name).write_text(text)
+    assert expected in _migrate(cli, tmp_path, migrations)
+
+
+def test_up_sql_not_utf8_names_the_line(cli, tmp_path: Path, migrations: Path) -> None:
+    folder = write_version(migrations, "002_latin1", "SELECT 1;\n")
+    (folder / "up.sql").write_bytes(b"SELECT 1;\nSELECT 'caf\xe9';\n")
+    assert "002_latin1/up.sql:2: is not UTF-8 text" in _migrate(cli, tmp_path, migrations)
+
+
+def test_duplicate_version_numbers(cli, tmp_path: Path, migrations: Path) -> None:
+    write_version(migrations, "1_a", "SELECT 1;\n")
+    message = _migrate(cli, tmp_path, migrations)
+    assert "duplicate version 1: 001_good has the same number" in message
+
+
+def test_every_problem_is_reported_in_one_run(cli, tmp_path: Path, migrations: Path) -> None:
+    (migrations / "oops").mkdir()
+    write_version(migrations, "002_a", "SELECT 1;\n", header="descriptio: x\n")
+    write_version(migrations, "003_b", "-- empty\n")
+    message = _migrate(cli, tmp_path, migrations)
+    assert message.count("\n  ") >= 4
+    assert "oops" in message and "descriptio" in message and "003_b/up.sql" in message
+    assert "problems in the migrations folder; nothing was run" in message
+
+
+def test_missing_migrations_folder(cli, tmp_path: Path) -> None:
+    message = _migrate(cli, tmp_path, tmp_path / "nowhere")
+    assert "nowhere: the migrations folder does not exist" in message
+
+
+def test_unknown_url_scheme(cli, tmp_path: Path, migrations: Path) -> None:
+    result = cli("status", "--database", "oracle://scott@db/orcl", "--migrations",
+                 str(migrations))
+    assert result.code == 2
+    assert "Unknown database URL scheme 'oracle'" in result.err
+
+
+def test_files_and_hidden_entries_are_ignored(cli, tmp_path: Path, migrations: Path) -> None:
+    (migrations / "README.md").write_text("# our migrations\n")
+    (migrations / ".gitkeep").write_text("")
+    (migrations / ".drafts").mkdir()
+    result = cli("migrate", "--database", str(tmp_path / "db.sqlite"), "--migrations",
+                 str(migrations))
+    assert result.code == 0, result.err
+    assert "applied 001" in result.out
+
+
+def test_bad_usage_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    for args in (["migrate", "--steps", "1"], ["rollback", "--steps", "x"], ["nonsense"],
+                 ["rollback", "--steps", "1", "--to", "2"], ["migrate", "--json"]):
+        result = run_module(*args, cwd=tmp_path)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+        assert "usage:" in result.stderr
+
+
+def test_config_file_errors(cli, tmp_path: Path, migrations: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("database: sqlite:///x.db\nmigratons: m\n")
+    result = cli("status", "--config", str(config))
+    assert result.code == 2 and "unknown key 'migratons'" in result.err
+    config.write_text("database: [unclosed\n")
+    result = cli("status", "--config", str(config))
+    assert result.code == 2 and f"{config}:2: invalid YAML" in result.err
+    missing = cli("status", "--config", str(tmp_path / "absent.yaml"))
+    assert missing.code == 2 and "does not exist" in missing.err
+    timeout = cli("status", "--lock-timeout", "-1", "--migrations", str(migrations))
+    assert timeout.code == 2 and "Invalid lock timeout" in timeout.err

@@ -1,0 +1,142 @@
+"""Sibila's databases and calls: adopted and kept working as they are."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import sibila_sqlmig
+from conftest import ROOT, write_version
+from sibila_sqlmig import MigrationManager, Migrator, migration_status, run_migrations, tables
+
+SIBILA_MIGRATIONS = ROOT / "migrations"
+SIBILA_INDEXES = {"idx_documents_path", "idx_paragraphs_path", "idx_paragraphs_page"}
+
+
+@pytest.fixture
+def sibila(tmp_path: Path) -> tuple[str, Path]:
+    """A database URL and a copy of the repo's migrations folder."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(SIBILA_MIGRATIONS, migrations)
+    return f"sqlite:///{tmp_path / 'data' / 'sqlite.db'}", migrations
+
+
+def _sqlite(url: str) -> sqlite3.Connection:
+    return sqlite3.connect(url.removeprefix("sqlite:///"))
+
+
+def _names(connection: sqlite3.Connection, kind: str) -> set[str]:
+    rows = connection.execute("SELECT name FROM sqlite_master WHERE type = ?", [kind])
+    return {row[0] for row in rows if not row[0].startswith("sqlite_")}
+
+
+def test_legacy_tables_routine_creates_sibilas_two_tables(sibila: tuple[str, Path]) -> None:
+    url, _ = sibila
+    tables(database=url)
+    tables(database=url)  # idempotent, like the start-up call it replaces
+    with _sqlite(url) as connection:
+        assert _names(connection, "table") == {"documents_info", "paragraphs_metadatas"}
+        assert _names(connection, "index") == set()
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(paragraphs_metadatas)")]
+    assert columns == ["uuid", "path", "page", "name", "source", "letters", "content",
+                       "distance", "mimetype", "size", "phrases", "lines", "chunks"]
+
+
+def test_database_made_by_the_legacy_routine_is_adopted_with_its_rows(
+        sibila: tuple[str, Path]) -> None:
+    url, migrations = sibila
+    tables(database=url)
+    with _sqlite(url) as connection:
+        connection.execute("INSERT INTO documents_info (path, name, size, pages, mimetype) "
+                           "VALUES ('/d/a.pdf', 'a.pdf', 10, 2, 'application/pdf')")
+        connection.execute("INSERT INTO paragraphs_metadatas (uuid, path, page, content) "
+                           "VALUES ('u1', '/d/a.pdf', 1, 'hello')")
+    assert run_migrations(database=url, migrations_dir=migrations) is True
+    with _sqlite(url) as connection:
+        assert connection.execute("SELECT name FROM documents_info").fetchall() == [("a.pdf",)]
+        assert connection.execute("SELECT content FROM paragraphs_metadatas").fetchall() == [
+            ("hello",)]
+        assert SIBILA_INDEXES <= _names(connection, "index")
+    status = migration_status(database=url, migrations_dir=migrations)
+    assert status["applied"] == ["001"] and status["total_pending"] == 0
+
+
+def test_legacy_null_checksum_row_counts_as_applied_and_repair_fills_it(
+        sibila: tuple[str, Path], cli) -> None:
+    url, migrations = sibila
+    tables(database=url)
+    with _sqlite(url) as connection:
+        connection.execute("CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, "
+                           "description TEXT, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+                           "checksum TEXT)")
+        connection.execute("INSERT INTO schema_migrations (version, description) "
+                           "VALUES ('001', 'Initial schema')")
+    args = ["--database", url, "--migrations", str(migrations)]
+    verify = cli("verify", *args)
+    assert verify.code == 0
+    assert "unverified" in verify.out and "001" in verify.out
+    assert migration_status(database=url, migrations_dir=migrations)["unverified"] == ["001"]
+    migrate = cli("migrate", *args)
+    assert migrate.code == 0 and "Nothing to apply" in migrate.out
+    assert cli("repair", *args).code == 0
+    expected = hashlib.sha256((migrations / "001_initial" / "up.sql").read_bytes()).hexdigest()
+    with _sqlite(url) as connection:
+        assert connection.execute("SELECT checksum FROM schema_migrations").fetchall() == [
+            (expected,)]
+    assert "unverified" not in cli("verify", *args).out
+
+
+def test_migration_manager_api(sibila: tuple[str, Path]) -> None:
+    url, migrations = sibila
+    write_version(migrations, "002_add_tags", "CREATE TABLE tags (name TEXT);\n",
+                  "DROP TABLE tags;\n")
+    write_version(migrations, "003_add_notes", "CREATE TABLE notes (body TEXT);\n",
+                  "DROP TABLE notes;\n")
+    manager = MigrationManager(database=url, migrations_dir=migrations)
+    assert manager.get_pending_migrations() == ["001", "002", "003"]
+    assert manager.run_migrations() is True
+    assert manager.get_applied_migrations() == ["001", "002", "003"]
+    # Sibila's rollback idiom: newest three, newest first.
+    for version in reversed(manager.get_applied_migrations()[-3:]):
+        assert manager.rollback_migration(version) is True
+    assert manager.get_applied_migrations() == []
+    assert manager.apply_migration("002") is True
+    assert manager.get_applied_migrations() == ["001", "002"]
+    assert manager.rollback_migration("001") is False  # not the newest
+    assert manager.get_migration_status()["current_version"] == "002"
+    assert manager.verify() is True
+
+
+def test_run_migrations_returns_false_and_logs_on_failure(
+        sibila: tuple[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    url, migrations = sibila
+    write_version(migrations, "002_broken", "CREATE TABLE x (a INT);\nSELEC 1;\n")
+    with caplog.at_level(logging.ERROR, logger="sibila_sqlmig"):
+        assert run_migrations(database=url, migrations_dir=migrations) is False
+    assert "002_broken/up.sql:2" in caplog.text
+
+
+def test_typed_api_returns_results_and_never_prints(
+        sibila: tuple[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    url, migrations = sibila
+    migrator = Migrator(database=url, migrations=migrations)
+    result = migrator.migrate()
+    assert [step.version for step in result.steps] == ["001"]
+    assert result.steps[0].statements == 5 and result.steps[0].seconds >= 0
+    assert migrator.status().report.having(sibila_sqlmig.State.APPLIED)
+    with pytest.raises(sibila_sqlmig.RollbackRefused):
+        Migrator(database=f"sqlite:///{Path(url[10:]).parent / 'other.db'}",
+                 migrations=migrations).rollback()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_repo_config_points_at_sibilas_database(tmp_path: Path) -> None:
+    settings = sibila_sqlmig.load_settings(config=ROOT / "sibila_sqlmig.yaml", environ={},
+                                           cwd=tmp_path)
+    assert settings.database.path == str(ROOT / "data" / ".sqlite" / "sqlite.db")
+    assert settings.migrations_dir == ROOT / "migrations"
