@@ -311,11 +311,12 @@ class _BlockTracker:
                 self.previous = word
                 continue
             following = words[index + 1] if index + 1 < len(words) else None
-            skip_next = self._take(word, following)
+            after = words[index + 2] if index + 2 < len(words) else None
+            skip_next = self._take(word, following, after)
             self.previous = word
         return not final and not self.stack and self.parens == 0
 
-    def _take(self, word: str, following: str | None) -> bool:
+    def _take(self, word: str, following: str | None, after: str | None) -> bool:
         """Update the state for one token; True when the next token is part of this one."""
         if word == "(":
             self.parens += 1
@@ -324,7 +325,7 @@ class _BlockTracker:
         elif self.previous == ".":
             pass  # t.begin, new.end: column names
         elif word == "END" or word.startswith("END "):
-            return self._close(word, following)
+            return self._close(word, following, after)
         elif following in _IDENTIFIER_NEIGHBOURS:
             pass  # begin = 1, (begin, end): names, not blocks
         elif word == "BEGIN":
@@ -337,16 +338,24 @@ class _BlockTracker:
             self.stack.append(word)
         return False
 
-    def _close(self, word: str, following: str | None) -> bool:
+    def _close(self, word: str, following: str | None, after: str | None) -> bool:
         if not self.stack:
             return False
-        if self.stack[-1] != "CASE":  # a CASE's END may be followed by anything
-            if following in _IDENTIFIER_NEIGHBOURS:
-                return False
-            if self.dialect != "mysql" and following not in (";", None):
-                return False  # in SQLite and PostgreSQL a body's END ends the statement
+        # A CASE's END may be followed by anything. A block's END ends its statement:
+        # it is followed by ";" (in MySQL also by END's block word, or by a label and
+        # ";"). Anything else means "end" is a name, as in "WHERE end < 0".
+        if self.stack[-1] != "CASE" and following not in (";", None) and not (
+            self.dialect == "mysql"
+            and ((word == "END" and following in _MYSQL_BLOCKS)
+                 or (_is_name(following) and after in (";", None)))
+        ):
+            return False
         self.stack.pop()
         return word == "END" and following in _MYSQL_BLOCKS  # END REPEAT: one closing
+
+
+def _is_name(token: str | None) -> bool:
+    return bool(token) and (token[0].isalpha() or token[0] in "_`")  # type: ignore[index]
 
 
 def _significant_tokens(masked: str) -> list[str]:

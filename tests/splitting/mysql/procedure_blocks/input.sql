@@ -1,0 +1,35 @@
+CREATE TABLE counter (n INT);
+CREATE PROCEDURE fill(IN upto INT)
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  DECLARE done INT DEFAULT 0;
+  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION
+  BEGIN
+    SET done = 1;
+  END;
+  REPEAT
+    SET i = i + 1;
+  UNTIL i >= upto END REPEAT;
+  IF (i > 1) THEN
+    SET i = IF (i > 2, i, 2);
+  ELSEIF i = 0 THEN
+    SET i = 1;
+  ELSE
+    IF i < 0 THEN SET i = 0; END IF;
+  END IF;
+  lbl: LOOP
+    LEAVE lbl;
+  END LOOP lbl;
+  WHILE i < upto + 2 DO
+    SET i = i + 1;
+  END WHILE;
+  CASE i
+    WHEN 1 THEN INSERT INTO counter VALUES (1);
+    ELSE INSERT INTO counter VALUES (CASE WHEN i > 3 THEN i ELSE 0 END);
+  END CASE;
+  SELECT REPEAT('x;', 2) INTO @r;
+END;
+CALL fill(3);
+CREATE FUNCTION twice(v INT) RETURNS INT DETERMINISTIC
+RETURN v * 2;
+SELECT twice(n) FROM counter;

@@ -1,0 +1,3 @@
+SELECT E'it\'s; escaped', e'back\\slash;';
+SELECT E'\\';
+SELECT 'standard\' AS s;
