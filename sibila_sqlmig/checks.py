@@ -32,10 +32,10 @@ _NON_TRANSACTIONAL = {
     "mysql": (),
 }
 # MySQL and MariaDB commit implicitly before and after these statements.
-_MYSQL_IMPLICIT_COMMIT = frozenset(
-    "CREATE ALTER DROP RENAME TRUNCATE GRANT REVOKE LOCK UNLOCK INSTALL UNINSTALL "
-    "ANALYZE OPTIMIZE REPAIR FLUSH".split()
-)
+_MYSQL_IMPLICIT_COMMIT = frozenset([
+    "CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "GRANT", "REVOKE", "LOCK", "UNLOCK",
+    "INSTALL", "UNINSTALL", "ANALYZE", "OPTIMIZE", "REPAIR", "FLUSH",
+])
 
 
 def head_words(sql: str, count: int = 6) -> tuple[str, ...]:

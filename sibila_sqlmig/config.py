@@ -174,7 +174,8 @@ def load_settings(
     file_values, config_path = _read_config_file(config, here)
     file_dir = config_path.parent if config_path else here
 
-    def pick(option: Any, env_key: str | None, file_key: str, default: Any) -> tuple[Any, str, Path]:
+    def pick(option: Any, env_key: str | None, file_key: str,
+             default: Any) -> tuple[Any, str, Path]:
         if option is not None:
             return option, "the command-line option", here
         if env_key and env.get(env_key):
@@ -185,7 +186,7 @@ def load_settings(
 
     db_text, db_source, db_base = pick(database, ENV_DATABASE, "database", DEFAULT_DATABASE)
     dir_text, _, dir_base = pick(migrations, ENV_MIGRATIONS, "migrations", DEFAULT_MIGRATIONS)
-    table_text, table_source, _ = pick(table, ENV_TABLE, "table", DEFAULT_TABLE)
+    table_text, _, _ = pick(table, ENV_TABLE, "table", DEFAULT_TABLE)
     timeout, timeout_source, _ = pick(lock_timeout, ENV_LOCK_TIMEOUT, "lock_timeout",
                                       DEFAULT_LOCK_TIMEOUT)
     style, _, _ = pick(None, None, "version_style", "sequential")

@@ -64,7 +64,8 @@ def discover(migrations_dir: Path) -> list[Migration]:
     except FileNotFoundError:
         raise MigrationFilesError([Problem(migrations_dir, (
             "the migrations folder does not exist; create it (sibila-sqlmig create "
-            "\"Description\" does) or point --migrations / SIBILA_SQLMIG_MIGRATIONS at it"))])
+            "\"Description\" does) or point --migrations / SIBILA_SQLMIG_MIGRATIONS at it"))]) \
+            from None
     except NotADirectoryError:
         raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
     by_number: dict[int, Path] = {}

@@ -73,7 +73,7 @@ class StatusReport:
         """The entry whose version has the integer value of ``version``."""
         number = _version_number(version)
         for entry in self.entries:
-            if number is not None and entry.number == number or entry.version == version:
+            if (number is not None and entry.number == number) or entry.version == version:
                 return entry
         return None
 

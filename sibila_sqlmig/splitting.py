@@ -360,11 +360,11 @@ def _is_name(token: str | None) -> bool:
 
 def _significant_tokens(masked: str) -> list[str]:
     """Words (upper case) and punctuation of masked SQL, via sqlparse's lexer."""
-    from sqlparse import tokens as T  # noqa: N812 - sqlparse's own idiom
+    from sqlparse import tokens as T
     from sqlparse.lexer import Lexer
 
     result: list[str] = []
-    lexer: Any = Lexer.get_default_instance()
+    lexer: Any = Lexer.get_default_instance()  # type: ignore[no-untyped-call]
     for ttype, value in lexer.get_tokens(masked):
         if ttype in T.Whitespace or ttype in T.Comment or ttype in T.Newline:
             continue

@@ -17,7 +17,7 @@ _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _SIMPLE_LINE = re.compile(rf"({_KEY})[ \t]*:[ \t]+(.*?)[ \t]*")
 # A plain scalar that YAML 1.1 resolves to a string, whatever its words.
 _PLAIN_STRING = re.compile(r"[A-Za-z][A-Za-z0-9 _.,()/'-]*")
-_NOT_STRINGS = frozenset("yes no on off y n true false null".split())
+_NOT_STRINGS = frozenset(["yes", "no", "on", "off", "y", "n", "true", "false", "null"])
 _DOUBLE_QUOTED = re.compile(r'"([^"\\]*)"')
 _SINGLE_QUOTED = re.compile(r"'([^']*)'")
 _INTEGER = re.compile(r"[1-9][0-9]{0,17}|0")

@@ -69,7 +69,7 @@ def test_lock_timeout_names_the_holder(db: ScratchDatabase, tmp_path: Path, cli)
             result = cli(*args)
         holder.close()
         who = "pid" if db.engine == "postgresql" else "connection id"
-        assert f"it is held by" in result.err and who in result.err
+        assert "it is held by" in result.err and who in result.err
         assert ("pg_terminate_backend" if db.engine == "postgresql" else "KILL") in result.err
     assert result.code == 1
     assert 0.9 <= time.monotonic() - started < 10

@@ -279,9 +279,10 @@ def test_transaction_control_in_a_transactional_file_is_refused(
     assert "t1" not in db.tables()  # refused before anything ran
 
 
-def test_password_never_shown(db: ScratchDatabase, migrations: Path, cli) -> None:
-    if db.engine == "sqlite":
-        pytest.skip("SQLite URLs carry no password")
+@pytest.mark.parametrize("server", ["postgres_db", "mysql_db"])  # SQLite URLs have none
+def test_password_never_shown(server: str, migrations: Path, cli,
+                              request: pytest.FixtureRequest) -> None:
+    db: ScratchDatabase = request.getfixturevalue(server)
     secret = "s3cret-Pa55"
     user_part = db.url.split("://", 1)[1].split("@", 1)[0]
     url = db.url.replace(f"{user_part}@", f"{user_part}:{secret}@", 1)

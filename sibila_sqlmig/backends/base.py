@@ -113,7 +113,8 @@ class Backend(abc.ABC):
         """Every row of the tracking table (none when it does not exist)."""
         if not self.table_exists():
             return []
-        rows = self.query(f"SELECT version, description, applied_at, checksum FROM {self.table_sql}")
+        rows = self.query("SELECT version, description, applied_at, checksum "
+                          f"FROM {self.table_sql}")
         return [
             AppliedRow(str(version), description, None if at is None else str(at), checksum)
             for version, description, at, checksum in rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
@@ -24,8 +24,11 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     pymysql = None
 
-_URL_OPTIONS = {"charset": str, "connect_timeout": int, "unix_socket": str, "ssl_ca": str,
-                "ssl_cert": str, "ssl_key": str, "ssl_disabled": lambda v: v in ("1", "true")}
+# Query parameters a MySQL URL may carry, and how each becomes a PyMySQL argument.
+_URL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "charset": str, "connect_timeout": int, "unix_socket": str, "ssl_ca": str,
+    "ssl_cert": str, "ssl_key": str, "ssl_disabled": lambda value: value in ("1", "true"),
+}
 
 
 class MySQLBackend(Backend):
@@ -77,7 +80,7 @@ class MySQLBackend(Backend):
         return pymysql is not None and isinstance(error, pymysql.err.MySQLError)
 
     def error_message(self, error: BaseException) -> str:
-        args = getattr(error, "args", ())
+        args: tuple[Any, ...] = getattr(error, "args", ())
         if len(args) == 2 and isinstance(args[0], int):
             return self.scrub(" ".join(f"{args[1]} (error {args[0]})".split()))
         return self.scrub(super().error_message(error))

@@ -81,7 +81,7 @@ class PostgresBackend(Backend):
         return psycopg is not None and isinstance(error, psycopg.Error)
 
     def error_message(self, error: BaseException) -> str:
-        diag = getattr(error, "diag", None)
+        diag: Any = getattr(error, "diag", None)
         primary = getattr(diag, "message_primary", None)
         if not primary:
             return self.scrub(super().error_message(error))
