@@ -12,18 +12,13 @@ import argparse
 import gc
 import sqlite3
 import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workloads import data_file  # benchmarks/ is on sys.path when this script runs
 
-from workloads import data_file  # noqa: E402
-
-from sibila_sqlmig.splitting import split_sql  # noqa: E402
+from sibila_sqlmig.splitting import split_sql
 
 MB = 1024 * 1024
 
