@@ -68,14 +68,18 @@ def split_sql(text: str, dialect: str) -> list[Statement]:
 
 # --- the lexical layer -------------------------------------------------------------------
 
-_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
+def _is_ident_char(char: str) -> bool:
+    """A character that may continue an identifier (so it glues to a following quote)."""
+    return char.isalnum() or char in "_$"
+
+
 _SINGLE_STANDARD = re.compile(r"'[^']*(?:''[^']*)*'")
 _SINGLE_BACKSLASH = re.compile(r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'", re.S)
 _DOUBLE_STANDARD = re.compile(r'"[^"]*(?:""[^"]*)*"')
 _DOUBLE_BACKSLASH = re.compile(r'"[^"\\]*(?:(?:\\.|"")[^"\\]*)*"', re.S)
 _BACKTICK = re.compile(r"`[^`]*(?:``[^`]*)*`")
 _BRACKET = re.compile(r"\[[^\]]*\]")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 _NESTED_COMMENT_PART = re.compile(r"/\*|\*/")
 _SPACE = re.compile(r"\s+")
 _DELIMITER_DIRECTIVE = re.compile(r"DELIMITER[ \t]+(\S+)[^\n]*", re.I)
@@ -222,7 +226,7 @@ class _Splitter:
         if char == "'":
             escaped = dialect == "mysql" or (
                 dialect == "postgresql" and i > 0 and text[i - 1] in "eE"
-                and not (i > 1 and _IDENT_CHAR.match(text, i - 2))
+                and not (i > 1 and _is_ident_char(text[i - 2]))
             )
             return self._quoted_end(i, _SINGLE_BACKSLASH if escaped else _SINGLE_STANDARD,
                                     "string"), _STRING
@@ -246,7 +250,7 @@ class _Splitter:
         return match.end()
 
     def _dollar_end(self, i: int) -> int | None:
-        if i > 0 and _IDENT_CHAR.match(self.text, i - 1):
+        if i > 0 and _is_ident_char(self.text[i - 1]):
             return None  # part of a name such as a$b, or a parameter's tail
         tag = _DOLLAR_TAG.match(self.text, i)
         if tag is None:

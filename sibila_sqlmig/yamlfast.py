@@ -16,7 +16,7 @@ from typing import Any
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _SIMPLE_LINE = re.compile(rf"({_KEY})[ \t]*:[ \t]+(.*?)[ \t]*")
 # A plain scalar that YAML 1.1 resolves to a string, whatever its words.
-_PLAIN_STRING = re.compile(r"[A-Za-z][A-Za-z0-9 _.,()/'-]*")
+_PLAIN_STRING = re.compile(r"[A-Za-z][A-Za-z0-9 _.,()/'@:+=-]*")
 _NOT_STRINGS = frozenset(["yes", "no", "on", "off", "y", "n", "true", "false", "null"])
 _DOUBLE_QUOTED = re.compile(r'"([^"\\]*)"')
 _SINGLE_QUOTED = re.compile(r"'([^']*)'")
@@ -44,6 +44,8 @@ def _scalar(text: str) -> Any:
         _PLAIN_STRING.fullmatch(text)
         and text.lower() not in _NOT_STRINGS
         and "  " not in text
+        and ": " not in text
+        and not text.endswith(":")
     ):
         return text
     raise _NotSimple
