@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
@@ -21,17 +21,13 @@ from .planner import (
     plan_migrate,
     plan_rollback,
 )
-from .runner import (
-    DOWN,
-    UP,
-    PreparedFile,
-    Progress,
-    StepResult,
-    mysql_ddl_warning,
-    prepare_down,
-    prepare_up,
-    run_files,
-)
+
+if TYPE_CHECKING:
+    from .runner import PreparedFile, Progress, StepResult
+
+# runner (and with it splitting and the checks) is imported only when there is
+# something to run: a no-op migrate and status never need it.
+UP, DOWN = "up", "down"
 
 
 @dataclass(frozen=True)
@@ -122,6 +118,18 @@ class RepairResult:
     forgotten: list[str]  # rows of missing versions deleted (forget_missing)
 
 
+def _prepare_up(plan: list[Migration], dialect: str) -> list[PreparedFile]:
+    from .runner import prepare_up
+
+    return prepare_up(plan, dialect)
+
+
+def _prepare_down(plan: list[VersionStatus], dialect: str) -> list[PreparedFile]:
+    from .runner import prepare_down
+
+    return prepare_down(plan, dialect)
+
+
 class Migrator:
     """Migrations of one database, configured like the command line."""
 
@@ -160,11 +168,15 @@ class Migrator:
             with self._session(create=False) as backend:
                 report = build_status(migrations, backend.read_applied() if backend else [])
                 plan = plan_migrate(report, target=to, out_of_order=out_of_order)
-                return RunResult(UP, True, prepare_up(plan, self._dialect()))
+                return RunResult(UP, True, _prepare_up(plan, self._dialect()))
         with self._session(create=True) as backend, self._locked(backend):
             report = build_status(migrations, backend.read_applied())
             plan = plan_migrate(report, target=to, out_of_order=out_of_order)
-            files = prepare_up(plan, backend.dialect)
+            if not plan:
+                return RunResult(UP, False, [])
+            from .runner import mysql_ddl_warning, run_files
+
+            files = _prepare_up(plan, backend.dialect)
             warning = mysql_ddl_warning(backend, files)
             steps = run_files(backend, files, progress)
             return RunResult(UP, False, files, steps, [warning] if warning else [])
@@ -177,11 +189,13 @@ class Migrator:
             with self._session(create=False) as backend:
                 report = build_status(migrations, backend.read_applied() if backend else [])
                 plan = plan_rollback(report, steps=steps, target=to)
-                return RunResult(DOWN, True, prepare_down(plan, self._dialect()))
+                return RunResult(DOWN, True, _prepare_down(plan, self._dialect()))
         with self._session(create=True) as backend, self._locked(backend):
             report = build_status(migrations, backend.read_applied())
             plan = plan_rollback(report, steps=steps, target=to)
-            files = prepare_down(plan, backend.dialect)
+            from .runner import run_files
+
+            files = _prepare_down(plan, backend.dialect)
             done = run_files(backend, files, progress)
             return RunResult(DOWN, False, files, done)
 

@@ -68,22 +68,23 @@ def discover(migrations_dir: Path) -> list[Migration]:
             from None
     except NotADirectoryError:
         raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
-    by_number: dict[int, Path] = {}
+    by_number: dict[int, str] = {}
     migrations: list[Migration] = []
     for entry in entries:
         if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS or not entry.is_dir():
             continue  # README.md, .gitkeep and other files are documentation
-        folder = Path(entry.path)
+        folder = entry.path
         parsed = parse_version_folder(entry.name)
         if parsed is None:
-            problems.append(Problem(folder, (
+            problems.append(Problem(Path(folder), (
                 "folder name does not match NNN_slug (digits, underscore, letters/digits/_-); "
                 "rename it, or move it out of the migrations folder")))
             continue
         version, number = parsed
         if number in by_number:
-            problems.append(Problem(folder, (
-                f"duplicate version {number}: {by_number[number].name} has the same number; "
+            problems.append(Problem(Path(folder), (
+                f"duplicate version {number}: {os.path.basename(by_number[number])} has the "
+                "same number; "
                 "renumber one of them")))
             continue
         by_number[number] = folder
@@ -96,24 +97,29 @@ def discover(migrations_dir: Path) -> list[Migration]:
     return migrations
 
 
-def _read_version(folder: Path, version: str, number: int,
+def _read_version(folder: str, version: str, number: int,
                   problems: list[Problem]) -> Migration | None:
+    # Plain strings and one listdir per folder: this loop runs for every version on
+    # every command, so it avoids pathlib's per-join cost.
     before = len(problems)
     present = set(os.listdir(folder))
     for required in (HEADER_FILE, UP_FILE, DOWN_FILE):
         if required not in present:
-            problems.append(Problem(folder / required, "missing; every version folder needs "
-                                    "migration.yaml, up.sql and down.sql"))
-    header = _read_header(folder / HEADER_FILE, problems) if HEADER_FILE in present else None
-    checksum = _check_up_sql(folder / UP_FILE, problems) if UP_FILE in present else None
+            problems.append(Problem(Path(folder, required), "missing; every version folder "
+                                    "needs migration.yaml, up.sql and down.sql"))
+    header = (_read_header(os.path.join(folder, HEADER_FILE), problems)
+              if HEADER_FILE in present else None)
+    checksum = (_check_up_sql(os.path.join(folder, UP_FILE), problems)
+                if UP_FILE in present else None)
     if len(problems) > before or header is None or checksum is None:
         return None
-    return Migration(version, number, folder, header["description"],
+    return Migration(version, number, Path(folder), header["description"],
                      header.get("transaction", True), checksum)
 
 
-def _read_header(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
-    text = _read_text(path, problems)
+def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
+    path = Path(file)
+    text = _read_text(file, problems)
     if text is None:
         return None
     try:
@@ -141,30 +147,35 @@ def _read_header(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     return data if len(problems) == found else None
 
 
-def _read_text(path: Path, problems: list[Problem]) -> str | None:
+def _read_bytes(file: str) -> bytes:
+    with open(file, "rb") as stream:
+        return stream.read()
+
+
+def _read_text(file: str, problems: list[Problem]) -> str | None:
     try:
-        return decode_sql(path, normalise_sql_bytes(path.read_bytes()))
+        return decode_sql(file, normalise_sql_bytes(_read_bytes(file)))
     except _DecodeProblem as problem:
         problems.append(problem.problem)
     except OSError as error:
-        problems.append(Problem(path, f"cannot be read: {error.strerror}"))
+        problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
     return None
 
 
-def _check_up_sql(path: Path, problems: list[Problem]) -> str | None:
+def _check_up_sql(file: str, problems: list[Problem]) -> str | None:
     """The checksum of up.sql, after checking it is UTF-8 and holds a statement."""
     try:
-        data = normalise_sql_bytes(path.read_bytes())
-        text = decode_sql(path, data)
+        data = normalise_sql_bytes(_read_bytes(file))
+        text = decode_sql(file, data)
     except _DecodeProblem as problem:
         problems.append(problem.problem)
         return None
     except OSError as error:
-        problems.append(Problem(path, f"cannot be read: {error.strerror}"))
+        problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
         return None
     if not _may_hold_statement(text):
-        problems.append(Problem(path, "holds no SQL statement; write the change, or delete "
-                                "the version folder"))
+        problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
+                                "delete the version folder"))
         return None
     return checksum_of_normalised(data)
 
@@ -174,13 +185,13 @@ class _DecodeProblem(Exception):
         self.problem = problem
 
 
-def decode_sql(path: Path, data: bytes) -> str:
+def decode_sql(path: Path | str, data: bytes) -> str:
     """Decode UTF-8 (a BOM is dropped); raises a Problem naming the line of a bad byte."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise _DecodeProblem(Problem(path, f"is not UTF-8 text (byte {error.start}); save it "
+        raise _DecodeProblem(Problem(Path(path), f"is not UTF-8 text (byte {error.start}); save it "
                                      "as UTF-8", line)) from None
 
 

@@ -51,7 +51,7 @@ def _scalar(text: str) -> Any:
     raise _NotSimple
 
 
-def _load_simple(text: str) -> dict[str, Any]:
+def _load_simple(text: str) -> dict[str, Any] | None:
     result: dict[str, Any] = {}
     for line in text.split("\n"):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -62,9 +62,7 @@ def _load_simple(text: str) -> dict[str, Any]:
         if not match or match.group(1) in result or match.group(1).lower() in _NOT_STRINGS:
             raise _NotSimple  # YAML 1.1 reads a key such as `on` as a boolean
         result[match.group(1)] = _scalar(match.group(2))
-    if not result:
-        raise _NotSimple
-    return result
+    return result or None  # blank or only comments: YAML's empty document
 
 
 def load_yaml(text: str) -> Any:

@@ -49,3 +49,11 @@ def test_help_and_version_work_without_a_database(tmp_path) -> None:
     assert helped.returncode == 0 and "migrate" in helped.stdout
     version = run_module("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("sibila-sqlmig ")
+
+
+def test_public_names_resolve() -> None:
+    import sibila_sqlmig
+
+    assert set(sibila_sqlmig.__all__) == {*sibila_sqlmig._EXPORTS, "__version__"}
+    for name in sibila_sqlmig.__all__:
+        assert getattr(sibila_sqlmig, name) is not None

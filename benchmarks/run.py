@@ -1,0 +1,353 @@
+"""Benchmark harness: sibila_sqlmig against the raw limit, a floor, and peers, in one run.
+
+    python benchmarks/run.py                       # everything reachable, 5 runs a case
+    python benchmarks/run.py --engines sqlite --runs 3 --workloads W1,W3,startup
+
+Workloads (generated into benchmarks/.work/):
+  W1  500 migrations, each CREATE TABLE + CREATE INDEX (down drops them)
+  W2  20 migrations, each a table of 20,000 rows in INSERTs of 500 rows (~47 MB),
+      5% of the strings holding ; -- /* */ and doubled quotes
+  W3  no-op migrate and status with W1 applied
+  W4  10,000 tiny migrations: apply all, then no-op migrate and status
+      (and the no-op at 1,000, to show how it grows)
+  startup  --help against python -c pass
+Baselines: raw (the same SQL in one transaction: sqlite3 executescript, psql -f,
+mariadb <) and floor (benchmarks/floor.py). Peers: dbmate (npm package, installed
+into benchmarks/.work/npm) and yoyo-migrations (pip, benchmarks/.work/yoyo venv).
+Medians of --runs runs; a case whose single run exceeds --case-budget seconds
+is not repeated (the runs column says so). Peak RSS is per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workloads import data_file
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+PYTHON = sys.executable
+BENCH_DB = "sqlmig_bench"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+# --- workloads -----------------------------------------------------------------------------
+
+@dataclass
+class Workload:
+    name: str
+    ups: list[tuple[str, str]]  # (slug, sql)
+    downs: list[str]
+
+
+def make_w1() -> Workload:
+    ups = [(f"table_{i}", f"CREATE TABLE t_{i} (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n"
+            f"CREATE INDEX idx_t_{i}_name ON t_{i} (name);\n") for i in range(1, 501)]
+    return Workload("W1", ups, [f"DROP TABLE t_{i};\n" for i in range(1, 501)])
+
+
+def make_w2() -> Workload:
+    ups = [(f"data_{i}", data_file(f"d_{i}", rows=20_000, rows_per_insert=500, seed=i))
+           for i in range(1, 21)]
+    return Workload("W2", ups, [f"DROP TABLE d_{i};\n" for i in range(1, 21)])
+
+
+def make_tiny(count: int) -> Workload:
+    ups = [("tiny_table", "CREATE TABLE tiny (a INTEGER);\n")]
+    ups += [(f"tiny_{i}", f"INSERT INTO tiny VALUES ({i});\n") for i in range(2, count + 1)]
+    downs = ["DROP TABLE tiny;\n"] + [f"DELETE FROM tiny WHERE a = {i};\n"
+                                     for i in range(2, count + 1)]
+    return Workload(f"tiny{count}", ups, downs)
+
+
+def lay_out(workload: Workload) -> Path:
+    """Write the workload in each tool's layout; returns its folder."""
+    root = WORK / workload.name
+    if (root / "done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("ours", "dbmate", "yoyo"):
+        (root / sub).mkdir(parents=True)
+    with open(root / "raw.sql", "w") as raw:
+        raw.write("BEGIN;\n")
+        pairs = zip(workload.ups, workload.downs, strict=True)
+        for number, ((slug, up), down) in enumerate(pairs, 1):
+            name = f"{number:05d}_{slug}"
+            folder = root / "ours" / name
+            folder.mkdir()
+            (folder / "migration.yaml").write_text(f"description: {slug}\n")
+            (folder / "up.sql").write_text(up)
+            (folder / "down.sql").write_text(down)
+            (root / "dbmate" / f"{name}.sql").write_text(
+                f"-- migrate:up\n{up}\n-- migrate:down\n{down}")
+            (root / "yoyo" / f"{name}.sql").write_text(up)
+            (root / "yoyo" / f"{name}.rollback.sql").write_text(down)
+            raw.write(up)
+        raw.write("COMMIT;\n")
+    (root / "done").write_text("")
+    return root
+
+
+# --- engines -------------------------------------------------------------------------------
+
+@dataclass
+class Engine:
+    name: str
+    server_url: str = ""
+
+    def fresh(self) -> str:
+        """An empty database; returns our URL for it."""
+        if self.name == "sqlite":
+            path = WORK / "bench.db"
+            for leftover in (path, path.with_name("bench.db-journal")):
+                leftover.unlink(missing_ok=True)
+            return str(path)
+        if self.name == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.server_url + "postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+                admin.execute(f"CREATE DATABASE {BENCH_DB}")
+            return self.server_url + BENCH_DB
+        import pymysql
+
+        host, port = self.server_url.split("://")[1].split("@")[1].rstrip("/").split(":")
+        admin = pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            cursor.execute(f"CREATE DATABASE {BENCH_DB}")
+        admin.close()
+        return self.server_url + BENCH_DB
+
+    def reachable(self) -> bool:
+        try:
+            self.fresh()
+        except Exception as error:  # a benchmark reports, it does not fail
+            print(f"# {self.name}: not reachable ({str(error).strip()[:80]}); skipped")
+            return False
+        return True
+
+
+def dbmate_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return url.replace("postgresql://", "postgres://") + "?sslmode=disable"
+    return url if url.startswith("mysql://") else f"sqlite:{url}"
+
+
+def yoyo_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return url.replace("postgresql://", "postgresql+psycopg://")
+    if url.startswith("mysql://"):
+        return url.replace("mysql://", "mysql+pymysql://")
+    return f"sqlite:///{url}"
+
+
+# --- tools ---------------------------------------------------------------------------------
+
+def install_peers(enabled: bool) -> dict[str, str]:
+    """Paths of the peers' executables that could be installed."""
+    found: dict[str, str] = {}
+    if not enabled:
+        return found
+    npm_dir = WORK / "npm"
+    dbmate = npm_dir / "node_modules" / ".bin" / "dbmate"
+    if not dbmate.exists() and shutil.which("npm"):
+        subprocess.run(["npm", "install", "--silent", "--prefix", str(npm_dir), "dbmate@2"],
+                       check=False, capture_output=True)
+    if dbmate.exists():
+        found["dbmate"] = str(dbmate)
+    else:
+        print("# dbmate: npm not available or install failed; peer skipped")
+    venv = WORK / "yoyo"
+    yoyo = venv / "bin" / "yoyo"
+    if not yoyo.exists():
+        subprocess.run([PYTHON, "-m", "venv", str(venv)], check=False)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "yoyo-migrations",
+                        "psycopg[binary]", "pymysql"], check=False, capture_output=True)
+    if yoyo.exists():
+        found["yoyo"] = str(yoyo)
+    else:
+        print("# yoyo: pip install failed; peer skipped")
+    return found
+
+
+def commands(tool: str, url: str, root: Path, peers: dict[str, str], action: str) -> list[str]:
+    """The command line of ``tool`` doing ``action`` (apply or status) on ``root``."""
+    if tool == "ours":
+        command = "migrate" if action == "apply" else "status"
+        return [PYTHON, "-m", "sibila_sqlmig", command, "--database", url, "--migrations",
+                str(root / "ours"), "--config", os.devnull, "-q"]
+    if tool == "floor":
+        return [PYTHON, str(HERE / "floor.py"), url, str(root / "ours")]
+    if tool == "dbmate":
+        verb = "up" if action == "apply" else "status"
+        return [peers["dbmate"], "--url", dbmate_url(url), "--migrations-dir",
+                str(root / "dbmate"), "--no-dump-schema", verb]
+    if tool == "yoyo":
+        verb = ["apply", "--batch"] if action == "apply" else ["list"]
+        return [peers["yoyo"], *verb, "--no-config-file", "--database", yoyo_url(url),
+                str(root / "yoyo")]
+    raw = str(root / "raw.sql")
+    if url.startswith("postgresql://"):
+        return ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", "-o", os.devnull, "-f", raw, url]
+    if url.startswith("mysql://"):
+        return ["sh", "-c", f"mariadb -h 127.0.0.1 -u root {BENCH_DB} < {raw}"]
+    script = "import sqlite3,sys; sqlite3.connect(sys.argv[1]).executescript(" \
+             "open(sys.argv[2]).read())"
+    return [PYTHON, "-c", script, url, raw]
+
+
+@dataclass
+class Sample:
+    seconds: list[float] = field(default_factory=list)
+    rss_mb: float = 0.0
+    failed: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def run_once(command: list[str]) -> tuple[float, float, str]:
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=ENV)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        errors.seek(0)
+        message = errors.read().decode(errors="replace")[-300:] if status else ""
+    return elapsed, usage.ru_maxrss / 1024, message
+
+
+def measure(prepare: Callable[[], str], command_for: Callable[[str], list[str]], runs: int,
+            budget: float) -> Sample:
+    sample = Sample()
+    for _ in range(runs):
+        url = prepare()
+        seconds, rss, failure = run_once(command_for(url))
+        if failure:
+            sample.failed = failure.strip().splitlines()[-1] if failure.strip() else "failed"
+            break
+        sample.seconds.append(seconds)
+        sample.rss_mb = max(sample.rss_mb, rss)
+        if seconds > budget:
+            break
+    return sample
+
+
+# --- the report ----------------------------------------------------------------------------
+
+Results = dict[tuple[str, str, str], Sample]  # (engine, case, tool) -> sample
+
+
+def print_block(engine: str, case: str, results: Results) -> None:
+    rows = {tool: sample for (e, c, tool), sample in results.items() if e == engine and c == case}
+    raw, floor = rows.get("raw"), rows.get("floor")
+    print(f"\n{engine} {case}")
+    print(f"  {'tool':<8}{'median s':>10}{'runs':>6}{'RSS MB':>9}{'x raw':>8}{'x floor':>9}")
+    for tool, sample in rows.items():
+        if sample.failed:
+            print(f"  {tool:<8}  failed: {sample.failed[:90]}")
+            continue
+        print(f"  {tool:<8}{sample.median:>10.3f}{len(sample.seconds):>6}{sample.rss_mb:>9.1f}"
+              f"{ratio(sample, raw):>8}{ratio(sample, floor):>9}")
+
+
+def ratio(sample: Sample, base: Sample | None) -> str:
+    """``sample``'s median over ``base``'s, when both were measured."""
+    if base is None or not base.seconds or base.failed:
+        return "-"
+    return f"{sample.median / base.median:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--engines", default="sqlite,postgresql,mysql")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,startup")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--case-budget", type=float, default=30.0,
+                        help="do not repeat a case whose run took longer (seconds)")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/")
+    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/")
+    args = parser.parse_args()
+    WORK.mkdir(exist_ok=True)
+    wanted = args.workloads.split(",")
+    peers = install_peers(not args.no_peers)
+    engines = [Engine(name, {"postgresql": args.postgres, "mysql": args.mysql}.get(name, ""))
+               for name in args.engines.split(",")]
+    engines = [engine for engine in engines if engine.reachable()]
+    results: Results = {}
+    tools = ["raw", "floor", "ours", *peers]
+
+    if "startup" in wanted:
+        results[("python", "startup", "python -c pass")] = measure(
+            lambda: "", lambda _: [PYTHON, "-c", "pass"], args.runs, args.case_budget)
+        results[("python", "startup", "--help")] = measure(
+            lambda: "", lambda _: [PYTHON, "-m", "sibila_sqlmig", "--help"], args.runs,
+            args.case_budget)
+        print_block("python", "startup", results)
+
+    for engine in engines:
+        for name, make in (("W1", make_w1), ("W2", make_w2)):
+            if name not in wanted and not (name == "W1" and "W3" in wanted):
+                continue
+            root = lay_out(make())
+            if name in wanted:
+                for tool in tools:
+                    results[(engine.name, name, tool)] = measure(
+                        engine.fresh, lambda url, t=tool, r=root: commands(t, url, r, peers,
+                                                                            "apply"),
+                        args.runs, args.case_budget)
+                print_block(engine.name, name, results)
+        if "W3" in wanted:
+            no_op_case(engine, "W3", lay_out(make_w1()), tools, peers, args, results)
+        if "W4" in wanted:
+            root = lay_out(make_tiny(10_000))
+            for tool in tools[1:]:
+                results[(engine.name, "W4 apply", tool)] = measure(
+                    engine.fresh,
+                    lambda url, t=tool, r=root: commands(t, url, r, peers, "apply"),
+                    max(1, args.runs // 2), args.case_budget)
+            print_block(engine.name, "W4 apply", results)
+            no_op_case(engine, "W4", root, tools, peers, args, results)
+            no_op_case(engine, "W4 at 1,000", lay_out(make_tiny(1_000)), ["floor", "ours"],
+                       peers, args, results)
+
+
+def no_op_case(engine: Engine, label: str, root: Path, tools: list[str],
+               peers: dict[str, str], args: argparse.Namespace, results: Results) -> None:
+    """Apply once with each tool (untimed), then time its no-op migrate and its status."""
+    for tool in tools:
+        if tool == "raw":
+            continue
+        url = engine.fresh()
+        _, _, failure = run_once(commands(tool, url, root, peers, "apply"))
+        for action in ("apply", "status"):
+            if tool == "floor" and action == "status":
+                continue
+            key = (engine.name, f"{label} no-op {'migrate' if action == 'apply' else 'status'}",
+                   tool)
+            if failure:
+                results[key] = Sample(failed=f"setup: {failure.strip()[-80:]}")
+                continue
+            results[key] = measure(lambda url=url: url,
+                                   lambda u, t=tool, a=action: commands(t, u, root, peers, a),
+                                   args.runs, args.case_budget)
+    for action in ("migrate", "status"):
+        print_block(engine.name, f"{label} no-op {action}", results)
+
+
+if __name__ == "__main__":
+    main()
