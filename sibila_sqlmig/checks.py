@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import Problem
 from .splitting import Statement
 
-_WORDS = re.compile(r"[A-Za-z_]+")
+_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _COMMENTS = re.compile(r"--[^\n]*|/\*(?!!).*?\*/", re.S)
 
 _NON_TRANSACTIONAL = {
@@ -38,10 +38,17 @@ _MYSQL_IMPLICIT_COMMIT = frozenset([
 ])
 
 
+def opening_words(sql: str, count: int = 6) -> list[str]:
+    """The first words of a statement as written, comments skipped."""
+    head = sql[:400]
+    if "--" in head or "/*" in head:
+        head = _COMMENTS.sub(" ", head)
+    return _WORDS.findall(head)[:count]
+
+
 def head_words(sql: str, count: int = 6) -> tuple[str, ...]:
     """The first words of a statement, upper case, comments skipped."""
-    text = _COMMENTS.sub(" ", sql[:400])
-    return tuple(word.upper() for word in _WORDS.findall(text)[:count])
+    return tuple(word.upper() for word in opening_words(sql, count))
 
 
 def is_transaction_control(sql: str, dialect: str) -> bool:
@@ -85,13 +92,13 @@ def check_statements(statements: Sequence[Statement], *, path: Path, dialect: st
     for statement in statements:
         if is_transaction_control(statement.sql, dialect):
             problems.append(Problem(path, (
-                f"'{' '.join(head_words(statement.sql, 2))}' controls the transaction, but the "
+                f"'{' '.join(opening_words(statement.sql, 2))}' controls the transaction, but the "
                 "file already runs in one transaction with its tracking row, and this would "
                 "end it early. Remove it, or set 'transaction: false' in "
                 f"{header} to run each statement on its own."), statement.line))
         elif needs_own_transaction(statement.sql, dialect):
             problems.append(Problem(path, (
-                f"'{' '.join(head_words(statement.sql, 4))}' cannot run inside a transaction "
+                f"'{' '.join(opening_words(statement.sql, 4))}' cannot run inside a transaction "
                 f"on {dialect}. Set 'transaction: false' in {header} (and keep such statements "
                 "in a version of their own)."), statement.line))
     return problems
