@@ -36,7 +36,8 @@ from workloads import data_file
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
-PYTHON = sys.executable
+VENV = WORK / "venv"
+PYTHON = str(VENV / "bin" / "python")  # ours as a user installs it (not editable)
 BENCH_DB = "sqlmig_bench"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
@@ -153,6 +154,16 @@ def yoyo_url(url: str) -> str:
 
 
 # --- tools ---------------------------------------------------------------------------------
+
+def install_ours() -> None:
+    """A regular (non-editable) install of this checkout, with both drivers."""
+    if not Path(PYTHON).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "psycopg[binary]",
+                        "PyMySQL"], check=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--force-reinstall", str(HERE.parent)], check=True)
+
 
 def install_peers(enabled: bool) -> dict[str, str]:
     """Paths of the peers' executables that could be installed."""
@@ -283,6 +294,7 @@ def main() -> None:
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
+    install_ours()
     wanted = args.workloads.split(",")
     peers = install_peers(not args.no_peers)
     engines = [Engine(name, {"postgresql": args.postgres, "mysql": args.mysql}.get(name, ""))

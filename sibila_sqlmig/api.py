@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
@@ -30,15 +29,14 @@ if TYPE_CHECKING:
 UP, DOWN = "up", "down"
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     """What migrate or rollback did (or, with dry_run, would do)."""
 
     direction: str
     dry_run: bool
     planned: list[PreparedFile]
-    steps: list[StepResult] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    steps: Sequence[StepResult] = ()
+    warnings: Sequence[str] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``--dry-run --json`` (documented in README)."""
@@ -51,16 +49,16 @@ class RunResult:
                     "description": prepared.migration.description,
                     "file": str(prepared.path),
                     "transaction": prepared.transactional,
-                    "statements": [{"line": s.line, "sql": s.sql} for s in prepared.statements],
+                    "statements": [{"line": s.line, "sql": s.sql}
+                                   for s in prepared.statements()],
                 }
                 for prepared in self.planned
             ],
-            "warnings": self.warnings,
+            "warnings": list(self.warnings),
         }
 
 
-@dataclass(frozen=True)
-class StatusResult:
+class StatusResult(NamedTuple):
     """Every version's state, for ``status``."""
 
     database: str
@@ -90,8 +88,7 @@ def _entry_dict(entry: VersionStatus) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(NamedTuple):
     """Drift found by ``verify``: edited and missing fail it; unverified does not."""
 
     edited: list[str]
@@ -109,8 +106,7 @@ class VerifyResult:
                 "unverified": self.unverified}
 
 
-@dataclass(frozen=True)
-class RepairResult:
+class RepairResult(NamedTuple):
     """What ``repair`` changed in the tracking table."""
 
     updated: list[str]  # edited versions whose checksum now matches the file

@@ -53,7 +53,10 @@ def head_words(sql: str, count: int = 6) -> tuple[str, ...]:
 
 def is_transaction_control(sql: str, dialect: str) -> bool:
     """BEGIN, START TRANSACTION, COMMIT, ROLLBACK, END, ABORT (but not savepoints)."""
-    words = head_words(sql, 3)
+    return _is_transaction_control(head_words(sql, 3), dialect)
+
+
+def _is_transaction_control(words: tuple[str, ...], dialect: str) -> bool:
     if not words:
         return False
     first, rest = words[0], words[1:]
@@ -70,7 +73,10 @@ def is_transaction_control(sql: str, dialect: str) -> bool:
 
 def needs_own_transaction(sql: str, dialect: str) -> bool:
     """True for statements the engine refuses inside a transaction block."""
-    words = head_words(sql)
+    return _needs_own_transaction(head_words(sql), dialect)
+
+
+def _needs_own_transaction(words: tuple[str, ...], dialect: str) -> bool:
     if dialect == "postgresql" and words[:1] == ("REINDEX",) and "CONCURRENTLY" in words:
         return True
     return any(words[: len(prefix)] == prefix for prefix in _NON_TRANSACTIONAL[dialect])
@@ -90,13 +96,14 @@ def check_statements(statements: Sequence[Statement], *, path: Path, dialect: st
         return problems
     header = path.parent / "migration.yaml"
     for statement in statements:
-        if is_transaction_control(statement.sql, dialect):
+        words = head_words(statement.sql)
+        if _is_transaction_control(words[:3], dialect):
             problems.append(Problem(path, (
                 f"'{' '.join(opening_words(statement.sql, 2))}' controls the transaction, but the "
                 "file already runs in one transaction with its tracking row, and this would "
                 "end it early. Remove it, or set 'transaction: false' in "
                 f"{header} to run each statement on its own."), statement.line))
-        elif needs_own_transaction(statement.sql, dialect):
+        elif _needs_own_transaction(words, dialect):
             problems.append(Problem(path, (
                 f"'{' '.join(opening_words(statement.sql, 4))}' cannot run inside a transaction "
                 f"on {dialect}. Set 'transaction: false' in {header} (and keep such statements "

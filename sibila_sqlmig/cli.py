@@ -163,9 +163,10 @@ def _show_plan(result: Any, out: _Output, args: argparse.Namespace) -> None:
         out.line(f"Nothing to {verb}.", always=True)
     for prepared in result.planned:
         mode = "one transaction" if prepared.transactional else "transaction: false"
+        statements = prepared.statements()
         out.line(f"would {verb} {prepared.version} {prepared.migration.description} "
-                 f"({prepared.path}, {len(prepared.statements)} statements, {mode})", always=True)
-        for statement in prepared.statements:
+                 f"({prepared.path}, {len(statements)} statements, {mode})", always=True)
+        for statement in statements:
             text = statement.sql.replace("\n", "\n" + " " * 12)
             out.line(f"  line {statement.line:>4}: {text}", always=True)
 

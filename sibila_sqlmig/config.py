@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
@@ -40,8 +39,7 @@ _CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_styl
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-@dataclass(frozen=True)
-class DatabaseURL:
+class DatabaseURL(NamedTuple):
     """A parsed database URL. ``str()`` and ``repr()`` never show the password."""
 
     dialect: str  # "sqlite", "postgresql" or "mysql"
@@ -49,7 +47,7 @@ class DatabaseURL:
     host: str = ""
     port: int | None = None
     user: str = ""
-    password: str = field(default="", repr=False)
+    password: str = ""
     database: str = ""
     query: tuple[tuple[str, str], ...] = ()
     source: str = ""  # where the URL came from, for error messages
@@ -67,6 +65,9 @@ class DatabaseURL:
 
     def __str__(self) -> str:
         return self.redacted()
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({self.redacted()!r})"  # never the password
 
 
 def parse_database_url(text: str, *, base_dir: Path, source: str = "") -> DatabaseURL:
@@ -119,8 +120,7 @@ def _sqlite_path(path: str, base_dir: Path) -> str:
     return str(base_dir / path)
 
 
-@dataclass(frozen=True)
-class TableName:
+class TableName(NamedTuple):
     """The tracking table's validated name, optionally schema-qualified."""
 
     name: str
@@ -141,8 +141,7 @@ def parse_table_name(text: str) -> TableName:
     return TableName(parts[-1], parts[0] if len(parts) == 2 else None)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything a command needs to know where to work."""
 
     database: DatabaseURL

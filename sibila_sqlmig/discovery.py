@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .checksums import checksum_of_normalised, normalise_sql_bytes
 from .errors import MigrationFilesError, Problem
@@ -23,8 +22,15 @@ HEADER_KEYS = {"description": str, "transaction": bool}
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
 
 
-@dataclass(frozen=True)
-class Migration:
+Stamp = tuple[int, int]
+
+
+def _stamp(stream: Any) -> Stamp:
+    status = os.fstat(stream.fileno())
+    return status.st_size, status.st_mtime_ns
+
+
+class Migration(NamedTuple):
     """One version folder, validated. ``checksum`` is the normalised SHA-256 of up.sql."""
 
     version: str
@@ -33,6 +39,7 @@ class Migration:
     description: str
     transaction: bool
     checksum: str
+    up_stamp: Stamp  # size and mtime of up.sql when it was hashed
 
     @property
     def up_path(self) -> Path:
@@ -109,12 +116,11 @@ def _read_version(folder: str, version: str, number: int,
                                     "needs migration.yaml, up.sql and down.sql"))
     header = (_read_header(os.path.join(folder, HEADER_FILE), problems)
               if HEADER_FILE in present else None)
-    checksum = (_check_up_sql(os.path.join(folder, UP_FILE), problems)
-                if UP_FILE in present else None)
-    if len(problems) > before or header is None or checksum is None:
+    up = _check_up_sql(os.path.join(folder, UP_FILE), problems) if UP_FILE in present else None
+    if len(problems) > before or header is None or up is None:
         return None
     return Migration(version, number, Path(folder), header["description"],
-                     header.get("transaction", True), checksum)
+                     header.get("transaction", True), *up)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -152,6 +158,11 @@ def _read_bytes(file: str) -> bytes:
         return stream.read()
 
 
+def _read_stamped(file: str | Path) -> tuple[bytes, Stamp]:
+    with open(file, "rb") as stream:
+        return stream.read(), _stamp(stream)
+
+
 def _read_text(file: str, problems: list[Problem]) -> str | None:
     try:
         return decode_sql(file, normalise_sql_bytes(_read_bytes(file)))
@@ -162,10 +173,11 @@ def _read_text(file: str, problems: list[Problem]) -> str | None:
     return None
 
 
-def _check_up_sql(file: str, problems: list[Problem]) -> str | None:
-    """The checksum of up.sql, after checking it is UTF-8 and holds a statement."""
+def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp] | None:
+    """The checksum and stamp of up.sql, after checking it is UTF-8 and holds a statement."""
     try:
-        data = normalise_sql_bytes(_read_bytes(file))
+        raw, stamp = _read_stamped(file)
+        data = normalise_sql_bytes(raw)
         text = decode_sql(file, data)
     except _DecodeProblem as problem:
         problems.append(problem.problem)
@@ -177,7 +189,7 @@ def _check_up_sql(file: str, problems: list[Problem]) -> str | None:
         problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
                                 "delete the version folder"))
         return None
-    return checksum_of_normalised(data)
+    return checksum_of_normalised(data), stamp
 
 
 class _DecodeProblem(Exception):
@@ -206,10 +218,10 @@ def _may_hold_statement(text: str) -> bool:
     return _ONLY_COMMENTS.fullmatch(text) is None
 
 
-def read_sql(path: Path) -> tuple[str, str]:
-    """The normalised text of a SQL file and its checksum, read from disk now."""
-    data = normalise_sql_bytes(path.read_bytes())
+def read_sql(path: Path) -> tuple[str, Stamp]:
+    """The normalised text of a SQL file and its size and mtime, read from disk now."""
+    raw, stamp = _read_stamped(path)
     try:
-        return decode_sql(path, data), checksum_of_normalised(data)
+        return decode_sql(path, normalise_sql_bytes(raw)), stamp
     except _DecodeProblem as problem:
         raise MigrationFilesError([problem.problem]) from None

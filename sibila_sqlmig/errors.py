@@ -9,8 +9,8 @@ is the only place that turns them into text and exit codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,8 +42,7 @@ class DriverMissingError(ConfigError):
     """The database driver for a URL scheme is not installed."""
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One problem found in the migrations folder: where it is and what is wrong."""
 
     path: Path
@@ -96,8 +95,7 @@ class RollbackRefused(SqlmigError):
     """Rollback cannot run: nothing applied, a down.sql without statements, a folder gone."""
 
 
-@dataclass(frozen=True)
-class ExecutedStatement:
+class ExecutedStatement(NamedTuple):
     """A statement that ran (and was committed) before a later statement failed."""
 
     line: int

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .discovery import Migration
 from .errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """Where a version stands, as ``status`` reports it."""
 
     APPLIED = "applied"  # recorded, and up.sql matches the stored checksum
@@ -24,8 +24,7 @@ class State(str, enum.Enum):
     UNVERIFIED = "unverified"  # recorded with a NULL checksum (Sibila's earlier system)
 
 
-@dataclass(frozen=True)
-class AppliedRow:
+class AppliedRow(NamedTuple):
     """One row of the tracking table."""
 
     version: str
@@ -34,8 +33,7 @@ class AppliedRow:
     checksum: str | None
 
 
-@dataclass(frozen=True)
-class VersionStatus:
+class VersionStatus(NamedTuple):
     """The state of one version, with its folder and its row where they exist."""
 
     version: str
@@ -56,11 +54,10 @@ class VersionStatus:
         return self.row is not None
 
 
-@dataclass(frozen=True)
-class StatusReport:
+class StatusReport(NamedTuple):
     """Every version known on disk or in the table, ordered by version."""
 
-    entries: list[VersionStatus] = field(default_factory=list)
+    entries: list[VersionStatus]
 
     def having(self, state: State) -> list[VersionStatus]:
         return [entry for entry in self.entries if entry.state is state]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .backends.base import Backend
 from .checks import check_statements, commits_implicitly
-from .discovery import Migration, read_sql
+from .discovery import Migration, Stamp, read_sql
 from .errors import (
     ExecutedStatement,
     MigrationFilesError,
@@ -32,16 +32,22 @@ from .splitting import SplitError, Statement, split_sql
 UP, DOWN = "up", "down"
 
 
-@dataclass(frozen=True)
-class PreparedFile:
-    """A migration file read, split and checked, ready to run."""
+class PreparedFile(NamedTuple):
+    """A migration file read, split and checked, ready to run.
+
+    It keeps where each statement is, not the statements: a run of many large
+    data files then holds one file in memory at a time. ``statements()`` reads
+    the file again and refuses if it changed since it was checked.
+    """
 
     migration: Migration
     direction: str
     path: Path
-    statements: list[Statement]
-    checksum: str  # of up.sql as read now: what the tracking row will hold
+    bounds: list[tuple[int, int, int]]  # (offset, end, line) of each statement
+    stamp: Stamp  # size and mtime when checked
+    checksum: str  # of up.sql: what the tracking row will hold
     row_version: str  # the version as the tracking row spells it
+    has_implicit_commits: bool  # MySQL DDL
 
     @property
     def version(self) -> str:
@@ -51,9 +57,18 @@ class PreparedFile:
     def transactional(self) -> bool:
         return self.migration.transaction
 
+    def statements(self) -> list[Statement]:
+        """The statements, sliced from the file as it is now (unchanged since the check)."""
+        text, stamp = read_sql(self.path)
+        if stamp != self.stamp:
+            raise MigrationFilesError([Problem(self.path, _CHANGED)])
+        return [Statement(text[offset:end], line, offset) for offset, end, line in self.bounds]
 
-@dataclass(frozen=True)
-class StepResult:
+
+_CHANGED = "changed while sibila-sqlmig was running; run the command again"
+
+
+class StepResult(NamedTuple):
     """One file that ran (or was found already done by a concurrent process)."""
 
     version: str
@@ -67,19 +82,34 @@ class StepResult:
 Progress = Callable[[StepResult], None]
 
 
-@dataclass
 class _Preparation:
-    dialect: str
-    files: list[PreparedFile] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    refusals: list[Problem] = field(default_factory=list)
+    """Collects prepared files and every problem found, so all are reported at once."""
 
-    def split(self, path: Path, text: str) -> list[Statement] | None:
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.files: list[PreparedFile] = []
+        self.problems: list[Problem] = []
+        self.refusals: list[Problem] = []
+
+    def read(self, migration: Migration, direction: str,
+             row_version: str) -> tuple[list[Statement], PreparedFile] | None:
+        """Read, split and check one file; None (and a problem noted) if it cannot run."""
+        path = migration.up_path if direction == UP else migration.down_path
+        text, stamp = read_sql(path)
+        if direction == UP and stamp != migration.up_stamp:
+            self.problems.append(Problem(path, _CHANGED))  # its checksum would be stale
+            return None
         try:
-            return split_sql(text, self.dialect)
+            statements = split_sql(text, self.dialect)
         except SplitError as error:
             self.problems.append(Problem(path, error.message, error.line))
             return None
+        self.refusals += check_statements(statements, path=path, dialect=self.dialect,
+                                          transactional=migration.transaction)
+        bounds = [(s.offset, s.offset + len(s.sql), s.line) for s in statements]
+        implicit = any(commits_implicitly(s.sql, self.dialect) for s in statements)
+        return statements, PreparedFile(migration, direction, path, bounds, stamp,
+                                        migration.checksum, row_version, implicit)
 
     def finish(self) -> list[PreparedFile]:
         if self.problems:
@@ -93,17 +123,14 @@ def prepare_up(migrations: Sequence[Migration], dialect: str) -> list[PreparedFi
     """Read, split and check the up.sql of every version to apply."""
     work = _Preparation(dialect)
     for migration in migrations:
-        text, checksum = read_sql(migration.up_path)
-        statements = work.split(migration.up_path, text)
-        if statements is None:
+        read = work.read(migration, UP, migration.version)
+        if read is None:
             continue
+        statements, prepared = read
         if not statements:
-            work.problems.append(Problem(migration.up_path, "holds no SQL statement"))
+            work.problems.append(Problem(prepared.path, "holds no SQL statement"))
             continue
-        work.refusals += check_statements(statements, path=migration.up_path, dialect=dialect,
-                                          transactional=migration.transaction)
-        work.files.append(PreparedFile(migration, UP, migration.up_path, statements, checksum,
-                                       migration.version))
+        work.files.append(prepared)
     return work.finish()
 
 
@@ -113,20 +140,17 @@ def prepare_down(entries: Sequence[VersionStatus], dialect: str) -> list[Prepare
     for entry in entries:
         migration, row = entry.migration, entry.row
         assert migration is not None and row is not None, "plan_rollback guarantees both"
-        text, _ = read_sql(migration.down_path)
-        statements = work.split(migration.down_path, text)
-        if statements is None:
+        read = work.read(migration, DOWN, row.version)
+        if read is None:
             continue
+        statements, prepared = read
         if not statements:
             raise RollbackRefused(
                 f"Cannot roll back {migration.version} ({migration.description}): "
-                f"{migration.down_path} holds only comments, so this version is marked "
+                f"{prepared.path} holds only comments, so this version is marked "
                 "irreversible. Write its down.sql, or restore the database from a backup. "
                 "Nothing was rolled back.")
-        work.refusals += check_statements(statements, path=migration.down_path,
-                                          dialect=dialect, transactional=migration.transaction)
-        work.files.append(PreparedFile(migration, DOWN, migration.down_path, statements,
-                                       migration.checksum, row.version))
+        work.files.append(prepared)
     return work.finish()
 
 
@@ -145,12 +169,13 @@ def run_files(backend: Backend, files: Sequence[PreparedFile],
 def run_file(backend: Backend, prepared: PreparedFile) -> StepResult:
     """Run one file and write or delete its tracking row."""
     started = time.perf_counter()
+    statements = prepared.statements()  # read before the transaction opens
     if prepared.transactional:
-        done = _run_in_transaction(backend, prepared)
+        done = _run_in_transaction(backend, prepared, statements)
     else:
-        done = _run_statement_by_statement(backend, prepared)
+        done = _run_statement_by_statement(backend, prepared, statements)
     return StepResult(prepared.version, prepared.migration.description, prepared.direction,
-                      time.perf_counter() - started, len(prepared.statements), skipped=not done)
+                      time.perf_counter() - started, len(statements), skipped=not done)
 
 
 def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
@@ -166,14 +191,15 @@ def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
     return recorded if prepared.direction == UP else not recorded
 
 
-def _run_in_transaction(backend: Backend, prepared: PreparedFile) -> bool:
+def _run_in_transaction(backend: Backend, prepared: PreparedFile,
+                        statements: list[Statement]) -> bool:
     backend.begin()
     executed: list[Statement] = []
     try:
         if _already_done(backend, prepared):
             backend.rollback()
             return False
-        for statement in prepared.statements:
+        for statement in statements:
             _execute(backend, prepared, statement, executed, in_transaction=True)
             executed.append(statement)
         _bookkeeping(backend, prepared)
@@ -184,7 +210,8 @@ def _run_in_transaction(backend: Backend, prepared: PreparedFile) -> bool:
     return True
 
 
-def _run_statement_by_statement(backend: Backend, prepared: PreparedFile) -> bool:
+def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
+                                statements: list[Statement]) -> bool:
     backend.begin()
     try:
         done = _already_done(backend, prepared)
@@ -193,7 +220,7 @@ def _run_statement_by_statement(backend: Backend, prepared: PreparedFile) -> boo
     if done:
         return False
     executed: list[Statement] = []
-    for statement in prepared.statements:
+    for statement in statements:
         _execute(backend, prepared, statement, executed, in_transaction=False)
         executed.append(statement)
     backend.begin()
@@ -260,8 +287,7 @@ def mysql_ddl_warning(backend: Backend, files: Sequence[PreparedFile]) -> str | 
     """The notice a run prints when DDL will commit implicitly."""
     if not backend.ddl_commits_implicitly:
         return None
-    with_ddl = [prepared.version for prepared in files
-                if any(commits_implicitly(s.sql, backend.dialect) for s in prepared.statements)]
+    with_ddl = [prepared.version for prepared in files if prepared.has_implicit_commits]
     if not with_ddl:
         return None
     return (f"note: MySQL/MariaDB commit DDL implicitly, so a failure inside version(s) "

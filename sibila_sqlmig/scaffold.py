@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .discovery import DOWN_FILE, HEADER_FILE, UP_FILE, parse_version_folder
@@ -29,7 +29,7 @@ def next_version(existing: list[str], style: str, now: datetime | None = None) -
     """The next version string: zero-padded sequence, or a UTC timestamp."""
     numbers = [int(version) for version in existing]
     if style == "timestamp":
-        moment = now or datetime.now(timezone.utc)
+        moment = now or datetime.now(UTC)
         candidate = int(moment.strftime("%Y%m%d%H%M%S"))
         while candidate in numbers:
             candidate += 1

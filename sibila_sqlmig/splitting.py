@@ -21,15 +21,14 @@ on the normalised text.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):
     """One statement: its text (without the delimiter), start line and offset."""
 
     sql: str
@@ -104,18 +103,54 @@ _COMPOUND_HEAD = {
 _COMMENT, _STRING, _NAME = "comment", "string", "name"
 
 
+@functools.lru_cache(maxsize=32)
+def _special_pattern(dialect: str, delimiter_start: str) -> re.Pattern[str]:
+    """Characters where something other than plain text may start."""
+    chars = _SPECIALS[dialect] + delimiter_start
+    return re.compile("[" + re.escape("".join(sorted(set(chars)))) + "]")
+
+
+@functools.lru_cache(maxsize=32)
+def _plain_run_pattern(dialect: str, delimiter_start: str) -> re.Pattern[str]:
+    """A run of plain text and complete simple strings and quoted names, matched in C.
+
+    Possessive quantifiers never backtrack, so a multi-megabyte INSERT costs one
+    match call, not one Python step per string. It stops before anything that
+    needs a decision (a comment, an E'' or dollar-quoted string, an unterminated
+    string, the delimiter), which the scanner then handles one at a time.
+    """
+    excluded = set(_SPECIALS[dialect] + delimiter_start)
+    parts = []
+    if dialect == "postgresql":
+        excluded |= set("eE")  # E'...' strings have backslash escapes
+        parts.append("[eE](?!')")
+    for char, follower in (("-", "-"), ("/", r"\*")):
+        if char != delimiter_start:
+            parts.append(f"{re.escape(char)}(?!{follower})")
+    parts.append("[^" + re.escape("".join(sorted(excluded))) + "]++")
+    if dialect == "mysql":
+        parts += [r"'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'", r'"[^"\\]*+(?:(?:\\.|"")[^"\\]*+)*+"']
+    else:
+        parts += [r"'[^']*+(?:''[^']*+)*+'", r'"[^"]*+(?:""[^"]*+)*+"']
+    if dialect != "postgresql":
+        parts.append(r"`[^`]*+(?:``[^`]*+)*+`")
+    if dialect == "sqlite":
+        parts.append(r"\[[^\]]*+\]")
+    return re.compile("(?:" + "|".join(parts) + ")*+", re.S)
+
+
 class _Splitter:
     def __init__(self, text: str, dialect: str) -> None:
         self.text = text
         self.dialect = dialect
-        self.delimiter = ";"
-        self._special = self._special_pattern()
+        self._set_delimiter(";")
         self._line = 1
         self._line_offset = 0
 
-    def _special_pattern(self) -> re.Pattern[str]:
-        chars = _SPECIALS[self.dialect] + self.delimiter[0]
-        return re.compile("[" + re.escape("".join(sorted(set(chars)))) + "]")
+    def _set_delimiter(self, delimiter: str) -> None:
+        self.delimiter = delimiter
+        self._special = _special_pattern(self.dialect, delimiter[0])
+        self._plain_run = _plain_run_pattern(self.dialect, delimiter[0])
 
     # Statement boundaries ----------------------------------------------------------------
 
@@ -132,8 +167,7 @@ class _Splitter:
             if self.dialect == "mysql":
                 directive = _DELIMITER_DIRECTIVE.match(text, start)
                 if directive:
-                    self.delimiter = directive.group(1)
-                    self._special = self._special_pattern()
+                    self._set_delimiter(directive.group(1))
                     pos = directive.end()
                     continue
             if self.delimiter == ";" and _COMPOUND_HEAD[self.dialect].match(text, start):
@@ -205,6 +239,22 @@ class _Splitter:
     def _piece_end(self, pos: int, spans: list[tuple[str, int, int]] | None) -> int:
         """Index of the next delimiter outside strings and comments (or the text's end)."""
         text, delimiter, search = self.text, self.delimiter, self._special.search
+        if spans is None:  # the fast path: no spans needed, skip plain runs in C
+            size, plain_run = len(text), self._plain_run.match
+            while True:
+                pos = plain_run(text, pos).end()  # type: ignore[union-attr]  # matches ""
+                if pos >= size:
+                    return size
+                if text.startswith(delimiter, pos):
+                    return pos
+                end, _ = self._opaque_end(pos)
+                if end is None:
+                    pos += 1  # a lone "-", "/", "$", or the E of PostgreSQL's E'...'
+                    if text.startswith("'", pos):  # the quote after an E: let it decide
+                        end, _ = self._opaque_end(pos)
+                        pos = end if end is not None else pos + 1
+                else:
+                    pos = end
         while True:
             found = search(text, pos)
             if found is None:
@@ -237,7 +287,7 @@ class _Splitter:
             return self._quoted_end(i, _BACKTICK, "quoted name"), _NAME
         if char == "[":
             return self._quoted_end(i, _BRACKET, "[quoted name]"), _NAME
-        if char == "$":
+        if char == "$" and dialect == "postgresql":
             return self._dollar_end(i), _STRING
         if dialect == "mysql" and text.startswith("/*!", i):
             return self._block_comment_end(i), _STRING  # executed, so never dropped

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sibila_sqlmig.discovery import discover
@@ -61,6 +61,6 @@ def test_slugs_and_numbering() -> None:
     assert next_version(["001", "009"], "sequential") == "010"
     assert next_version(["0001"], "sequential") == "0002"
     assert next_version(["999"], "sequential") == "1000"
-    moment = datetime(2026, 11, 29, 18, 30, 0, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 29, 18, 30, 0, tzinfo=UTC)
     assert next_version([], "timestamp", moment) == "20261129183000"
     assert next_version(["20261129183000"], "timestamp", moment) == "20261129183001"
