@@ -21,13 +21,12 @@ is not repeated (the runs column says so). Peak RSS is per process.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,15 +228,47 @@ class Sample:
         return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-def run_once(command: list[str]) -> tuple[float, float, str]:
+# Linux carries a parent's peak RSS into a forked child's ru_maxrss, so commands are
+# started by this small launcher process, begun before the harness grows.
+LAUNCHER = """
+import json, os, subprocess, sys, tempfile, time
+for line in sys.stdin:
+    command, env = json.loads(line)
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=ENV)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - started
         errors.seek(0)
         message = errors.read().decode(errors="replace")[-300:] if status else ""
-    return elapsed, usage.ru_maxrss / 1024, message
+    print(json.dumps([elapsed, usage.ru_maxrss / 1024, message]), flush=True)
+"""
+
+
+class Launcher:
+    """Runs commands from a process whose own memory stays small."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", LAUNCHER], text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def run(self, command: list[str]) -> tuple[float, float, str]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps([command, ENV]) + "\n")
+        self.process.stdin.flush()
+        elapsed, rss, message = json.loads(self.process.stdout.readline())
+        return elapsed, rss, message
+
+
+_launcher: Launcher | None = None
+
+
+def run_once(command: list[str]) -> tuple[float, float, str]:
+    """Seconds, peak RSS in MB, and the error text of a failed run."""
+    global _launcher
+    if _launcher is None:
+        _launcher = Launcher()
+    return _launcher.run(command)
 
 
 def measure(prepare: Callable[[], str], command_for: Callable[[str], list[str]], runs: int,
@@ -293,6 +324,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/")
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/")
     args = parser.parse_args()
+    run_once([sys.executable, "-c", "pass"])  # start the launcher while this process is small
     WORK.mkdir(exist_ok=True)
     install_ours()
     wanted = args.workloads.split(",")

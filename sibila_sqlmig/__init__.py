@@ -12,9 +12,6 @@ or a no-op ``migrate`` should not pay for modules they never touch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -75,11 +72,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sibila_sqlmig' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -88,6 +85,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .api import Migrator, RepairResult, RunResult, StatusResult, VerifyResult
     from .compat import MigrationManager, migration_status, run_migrations, tables

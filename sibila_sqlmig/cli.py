@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
 
 from . import __version__
-from .errors import EXIT_FAILED, EXIT_OK, SqlmigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING; importing typing would cost --help 4 ms
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TextIO
+
+# The exit codes of errors.py, here too so that --help imports nothing more.
+EXIT_OK, EXIT_FAILED = 0, 1
 
 DESCRIPTION = "Declarative SQL-file database migrations (plain SQL, checksums, locks)."
 EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, verify found
@@ -104,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "json", False) and args.command in ("migrate", "rollback") \
             and not args.dry_run:
         parser.error(f"{args.command}: --json goes with --dry-run")
+    from .errors import SqlmigError  # after parsing: --help and --version never need it
+
     out = _Output(sys.stdout, args.quiet, args.verbose)
     try:
         return _COMMANDS[args.command](args, out)
@@ -125,6 +131,8 @@ def _migrator(args: argparse.Namespace) -> Any:
 
 
 def _print_json(data: Any) -> None:
+    import json
+
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 

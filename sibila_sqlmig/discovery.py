@@ -35,11 +35,15 @@ class Migration(NamedTuple):
 
     version: str
     number: int
-    folder: Path
+    location: str  # the folder's path; a string, as Path objects cost more to make
     description: str
     transaction: bool
     checksum: str
     up_stamp: Stamp  # size and mtime of up.sql when it was hashed
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.location)
 
     @property
     def up_path(self) -> Path:
@@ -119,37 +123,36 @@ def _read_version(folder: str, version: str, number: int,
     up = _check_up_sql(os.path.join(folder, UP_FILE), problems) if UP_FILE in present else None
     if len(problems) > before or header is None or up is None:
         return None
-    return Migration(version, number, Path(folder), header["description"],
+    return Migration(version, number, folder, header["description"],
                      header.get("transaction", True), *up)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
-    path = Path(file)
     text = _read_text(file, problems)
     if text is None:
         return None
     try:
         data = load_yaml(text)
     except Exception as error:  # yaml.YAMLError; PyYAML is imported only when needed
-        problems.append(Problem(path, f"invalid YAML: {yaml_error_text(error)}",
+        problems.append(Problem(Path(file), f"invalid YAML: {yaml_error_text(error)}",
                                 yaml_error_line(error)))
         return None
     if not isinstance(data, dict):
-        problems.append(Problem(path, "must be a mapping such as 'description: Add users'"))
+        problems.append(Problem(Path(file), "must be a mapping such as 'description: Add users'"))
         return None
     found = len(problems)
     for key, value in data.items():
         expected = HEADER_KEYS.get(key) if isinstance(key, str) else None
         if expected is None:
-            problems.append(Problem(path, f"unknown key {key!r}; the keys are "
+            problems.append(Problem(Path(file), f"unknown key {key!r}; the keys are "
                                     f"{', '.join(HEADER_KEYS)} (check the spelling)"))
         elif not isinstance(value, expected):
-            problems.append(Problem(path, f"{key!r} must be a {expected.__name__}, "
+            problems.append(Problem(Path(file), f"{key!r} must be a {expected.__name__}, "
                                     f"not {value!r}"))
     if "description" not in data:
-        problems.append(Problem(path, "missing the required key 'description'"))
+        problems.append(Problem(Path(file), "missing the required key 'description'"))
     elif isinstance(data["description"], str) and not data["description"].strip():
-        problems.append(Problem(path, "'description' is empty"))
+        problems.append(Problem(Path(file), "'description' is empty"))
     return data if len(problems) == found else None
 
 

@@ -57,3 +57,9 @@ def test_public_names_resolve() -> None:
     assert set(sibila_sqlmig.__all__) == {*sibila_sqlmig._EXPORTS, "__version__"}
     for name in sibila_sqlmig.__all__:
         assert getattr(sibila_sqlmig, name) is not None
+
+
+def test_cli_exit_codes_match_the_errors_module() -> None:
+    from sibila_sqlmig import cli, errors
+
+    assert (cli.EXIT_OK, cli.EXIT_FAILED) == (errors.EXIT_OK, errors.EXIT_FAILED)
