@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
-from .discovery import Migration, discover
+from .discovery import Migration, discover, load_headers
 from .errors import DatabaseError
 from .planner import (
     State,
@@ -139,8 +139,8 @@ class Migrator:
     def status(self) -> StatusResult:
         """The state of every version; never writes to the database."""
         migrations = discover(self.settings.migrations_dir)
-        with self._session(create=False) as backend:
-            rows = backend.read_applied() if backend else []
+        with self._session() as backend:
+            rows = backend.read_applied() if backend.connect(create=False) else []
         return StatusResult(self.settings.database.redacted(), str(self.settings.table),
                             build_status(migrations, rows))
 
@@ -155,61 +155,77 @@ class Migrator:
                             versions(State.UNVERIFIED), report)
 
     # --- changing the database ---------------------------------------------------------
+    #
+    # migrate and rollback plan once from a read-only look (so that invalid files are
+    # reported before anything is written, not even the tracking table), then take
+    # the lock, read the applied set again and plan again: another process may have
+    # done the work meanwhile.
 
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
                 out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
         """Apply pending versions in order (up to ``to``); see DESIGN.md section 5."""
-        migrations = discover(self.settings.migrations_dir)
-        if dry_run:
-            with self._session(create=False) as backend:
-                report = build_status(migrations, backend.read_applied() if backend else [])
-                plan = plan_migrate(report, target=to, out_of_order=out_of_order)
-                return RunResult(UP, True, _prepare_up(plan, self._dialect()))
-        with self._session(create=True) as backend, self._locked(backend):
-            report = build_status(migrations, backend.read_applied())
+        migrations = discover(self.settings.migrations_dir, headers=False)
+        with self._session() as backend:
+            exists = backend.connect(create=False)
+            report = build_status(migrations, backend.read_applied() if exists else [])
             plan = plan_migrate(report, target=to, out_of_order=out_of_order)
+            load_headers(plan)  # what will run, every problem at once
+            if dry_run:
+                return RunResult(UP, True, _prepare_up(plan, backend.dialect))
             if not plan:
                 return RunResult(UP, False, [])
-            from .runner import mysql_ddl_warning, run_files
+            if not exists:
+                backend.connect(create=True)
+            with self._locked(backend):
+                report = build_status(migrations, backend.read_applied())
+                plan = plan_migrate(report, target=to, out_of_order=out_of_order)
+                from .runner import mysql_ddl_warning, run_files
 
-            files = _prepare_up(plan, backend.dialect)
-            warning = mysql_ddl_warning(backend, files)
-            steps = run_files(backend, files, progress)
-            return RunResult(UP, False, files, steps, [warning] if warning else [])
+                files = _prepare_up(plan, backend.dialect)
+                warning = mysql_ddl_warning(backend, files)
+                steps = run_files(backend, files, progress)
+                return RunResult(UP, False, files, steps, [warning] if warning else [])
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
                  dry_run: bool = False, progress: Progress | None = None) -> RunResult:
         """Run down.sql of the newest applied versions (one by default)."""
-        migrations = discover(self.settings.migrations_dir)
-        if dry_run:
-            with self._session(create=False) as backend:
-                report = build_status(migrations, backend.read_applied() if backend else [])
-                plan = plan_rollback(report, steps=steps, target=to)
-                return RunResult(DOWN, True, _prepare_down(plan, self._dialect()))
-        with self._session(create=True) as backend, self._locked(backend):
-            report = build_status(migrations, backend.read_applied())
+        migrations = discover(self.settings.migrations_dir, headers=False)
+        with self._session() as backend:
+            exists = backend.connect(create=False)
+            report = build_status(migrations, backend.read_applied() if exists else [])
             plan = plan_rollback(report, steps=steps, target=to)
-            from .runner import run_files
+            load_headers([entry.migration for entry in plan if entry.migration])
+            if dry_run:
+                return RunResult(DOWN, True, _prepare_down(plan, backend.dialect))
+            with self._locked(backend):
+                report = build_status(migrations, backend.read_applied())
+                plan = plan_rollback(report, steps=steps, target=to)
+                from .runner import run_files
 
-            files = _prepare_down(plan, backend.dialect)
-            done = run_files(backend, files, progress)
-            return RunResult(DOWN, False, files, done)
+                files = _prepare_down(plan, backend.dialect)
+                done = run_files(backend, files, progress)
+                return RunResult(DOWN, False, files, done)
 
     def baseline(self, version: str) -> list[str]:
         """Record versions up to ``version`` as applied without running them."""
         migrations = discover(self.settings.migrations_dir)
-        with self._session(create=True) as backend, self._locked(backend):
+        with self._session() as backend, self._locked(backend, create=True):
             report = build_status(migrations, backend.read_applied())
             marked = plan_baseline(report, version)
-            self._in_transaction(backend, lambda: [
-                backend.record(m.version, m.description, m.checksum) for m in marked])
+
+            def record() -> None:
+                for migration in marked:
+                    backend.record(migration.version, migration.description,
+                                   migration.checksum)
+
+            self._in_transaction(backend, record)
             return [migration.version for migration in marked]
 
     def repair(self, *, forget_missing: bool = False) -> RepairResult:
         """Accept the checksums on disk for edited versions, fill NULL ones, and with
         ``forget_missing`` delete the rows of versions whose folder is gone."""
         migrations = discover(self.settings.migrations_dir)
-        with self._session(create=True) as backend, self._locked(backend):
+        with self._session() as backend, self._locked(backend, create=True):
             report = build_status(migrations, backend.read_applied())
             edited = report.having(State.EDITED)
             unverified = report.having(State.UNVERIFIED)
@@ -241,17 +257,12 @@ class Migrator:
         report = self.status().report
         return [e.migration for e in report.having(State.PENDING) if e.migration is not None]
 
-    def _dialect(self) -> str:
-        return self.settings.database.dialect
-
     @contextlib.contextmanager
-    def _session(self, *, create: bool) -> Iterator[Any]:
-        """A connected backend, or None when ``create`` is False and there is no database."""
+    def _session(self) -> Iterator[Backend]:
+        """A backend for the configured database (connect it); closed afterwards, and
+        any driver error raised inside becomes a DatabaseError."""
         backend = backend_for(self.settings)
         try:
-            if not backend.connect(create=create):
-                yield None
-                return
             yield backend
         except Exception as error:
             if not backend.is_driver_error(error):
@@ -262,8 +273,10 @@ class Migrator:
             backend.close()
 
     @contextlib.contextmanager
-    def _locked(self, backend: Backend) -> Iterator[None]:
+    def _locked(self, backend: Backend, *, create: bool = False) -> Iterator[None]:
         """Take the migration lock and make sure the tracking table exists."""
+        if create:
+            backend.connect(create=True)
         with backend.migration_lock():
             try:
                 backend.ensure_table()

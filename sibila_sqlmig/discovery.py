@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .checksums import checksum_of_normalised, normalise_sql_bytes
 from .errors import MigrationFilesError, Problem
@@ -30,16 +30,44 @@ def _stamp(stream: Any) -> Stamp:
     return status.st_size, status.st_mtime_ns
 
 
-class Migration(NamedTuple):
-    """One version folder, validated. ``checksum`` is the normalised SHA-256 of up.sql."""
+class Migration:
+    """One version folder. ``checksum`` is the normalised SHA-256 of up.sql.
 
-    version: str
-    number: int
-    location: str  # the folder's path; a string, as Path objects cost more to make
-    description: str
-    transaction: bool
-    checksum: str
-    up_stamp: Stamp  # size and mtime of up.sql when it was hashed
+    The header (migration.yaml, and the presence of down.sql) is read when first
+    needed, or up front for many versions at once by ``load_headers``, which
+    reports every problem together: a no-op ``migrate`` hashes each up.sql and
+    reads nothing else of an applied version.
+    """
+
+    __slots__ = ("_header", "checksum", "location", "number", "up_stamp", "version")
+
+    def __init__(self, version: str, number: int, location: str, checksum: str,
+                 up_stamp: Stamp, header: dict[str, Any] | None = None) -> None:
+        self.version = version
+        self.number = number
+        self.location = location  # the folder's path; a string, cheaper than a Path
+        self.checksum = checksum
+        self.up_stamp = up_stamp  # size and mtime of up.sql when it was hashed
+        self._header = header
+
+    def __repr__(self) -> str:
+        return f"Migration({self.version!r}, {self.location!r})"
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The validated migration.yaml; raises MigrationFilesError if it is invalid."""
+        if self._header is None:
+            load_headers([self])
+        assert self._header is not None
+        return self._header
+
+    @property
+    def description(self) -> str:
+        return str(self.header["description"])
+
+    @property
+    def transaction(self) -> bool:
+        return bool(self.header.get("transaction", True))
 
     @property
     def folder(self) -> Path:
@@ -64,9 +92,11 @@ def parse_version_folder(name: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(1))) if match else None
 
 
-def discover(migrations_dir: Path) -> list[Migration]:
+def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
     """All versions in ``migrations_dir``, ordered by their integer version.
 
+    Folder names, duplicate numbers and every up.sql are always checked; with
+    ``headers`` every migration.yaml and down.sql too (else see load_headers).
     Raises MigrationFilesError listing every problem found.
     """
     problems: list[Problem] = []
@@ -102,29 +132,43 @@ def discover(migrations_dir: Path) -> list[Migration]:
         migration = _read_version(folder, version, number, problems)
         if migration is not None:
             migrations.append(migration)
+    if headers or problems:  # failing anyway: report the headers' problems too
+        problems += _header_problems(migrations)
     if problems:
         raise MigrationFilesError(problems)
     migrations.sort(key=lambda migration: migration.number)
     return migrations
 
 
+def load_headers(migrations: list[Migration]) -> None:
+    """Read and validate the headers of ``migrations``, reporting every problem at once."""
+    problems = _header_problems(migrations)
+    if problems:
+        raise MigrationFilesError(problems)
+
+
+def _header_problems(migrations: list[Migration]) -> list[Problem]:
+    problems: list[Problem] = []
+    for migration in migrations:
+        if migration._header is not None:
+            continue
+        folder = migration.location
+        present = set(os.listdir(folder))
+        for required in (HEADER_FILE, DOWN_FILE):
+            if required not in present:
+                problems.append(Problem(Path(folder, required), "missing; every version "
+                                        "folder needs migration.yaml, up.sql and down.sql"))
+        if HEADER_FILE in present:
+            migration._header = _read_header(os.path.join(folder, HEADER_FILE), problems)
+    return problems
+
+
 def _read_version(folder: str, version: str, number: int,
                   problems: list[Problem]) -> Migration | None:
-    # Plain strings and one listdir per folder: this loop runs for every version on
-    # every command, so it avoids pathlib's per-join cost.
-    before = len(problems)
-    present = set(os.listdir(folder))
-    for required in (HEADER_FILE, UP_FILE, DOWN_FILE):
-        if required not in present:
-            problems.append(Problem(Path(folder, required), "missing; every version folder "
-                                    "needs migration.yaml, up.sql and down.sql"))
-    header = (_read_header(os.path.join(folder, HEADER_FILE), problems)
-              if HEADER_FILE in present else None)
-    up = _check_up_sql(os.path.join(folder, UP_FILE), problems) if UP_FILE in present else None
-    if len(problems) > before or header is None or up is None:
-        return None
-    return Migration(version, number, folder, header["description"],
-                     header.get("transaction", True), *up)
+    # Plain strings: this runs for every version on every command, so it avoids
+    # pathlib's per-join cost, and reads only up.sql (see Migration).
+    up = _check_up_sql(os.path.join(folder, UP_FILE), problems)
+    return None if up is None else Migration(version, number, folder, *up)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -184,6 +228,10 @@ def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp] | Non
         text = decode_sql(file, data)
     except _DecodeProblem as problem:
         problems.append(problem.problem)
+        return None
+    except FileNotFoundError:
+        problems.append(Problem(Path(file), "missing; every version folder needs "
+                                "migration.yaml, up.sql and down.sql"))
         return None
     except OSError as error:
         problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))

@@ -131,3 +131,18 @@ def test_config_file_errors(cli, tmp_path: Path, migrations: Path) -> None:
     assert missing.code == 2 and "does not exist" in missing.err
     timeout = cli("status", "--lock-timeout", "-1", "--migrations", str(migrations))
     assert timeout.code == 2 and "Invalid lock timeout" in timeout.err
+
+
+def test_migrate_reads_the_headers_it_runs_and_verify_reads_all(cli, tmp_path: Path,
+                                                                 migrations: Path) -> None:
+    """A no-op migrate only hashes applied versions; status and verify check every file."""
+    args = ["--database", str(tmp_path / "db.sqlite"), "--migrations", str(migrations)]
+    assert cli("migrate", *args).code == 0
+    (migrations / "001_good" / "migration.yaml").write_text("descripton: typo\n")
+    assert cli("migrate", *args).code == 0  # 001 already ran: its header cannot matter now
+    for command in ("verify", "status"):
+        result = cli(command, *args)
+        assert result.code == 2 and "unknown key 'descripton'" in result.err
+    write_version(migrations, "002_next", "SELECT 1;\n", header="transaction: maybe\n")
+    result = cli("migrate", *args)
+    assert result.code == 2 and "002_next/migration.yaml" in result.err

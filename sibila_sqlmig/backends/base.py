@@ -35,8 +35,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def connect(self, *, create: bool) -> bool:
-        """Open the connection. With ``create`` False, return False instead of creating
-        a database that does not exist yet (read-only commands)."""
+        """Open the connection (once; later calls keep it). With ``create`` False, return
+        False instead of creating a database that does not exist yet."""
 
     @abc.abstractmethod
     def close(self) -> None:

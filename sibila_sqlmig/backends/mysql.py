@@ -39,6 +39,8 @@ class MySQLBackend(Backend):
     _connection: Any = None
 
     def connect(self, *, create: bool) -> bool:
+        if self._connection is not None:
+            return True
         if pymysql is None:
             raise DriverMissingError(
                 "MySQL/MariaDB need the PyMySQL driver: pip install 'sibila-sqlmig[mysql]'")

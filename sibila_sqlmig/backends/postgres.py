@@ -52,6 +52,8 @@ class PostgresBackend(Backend):
                                 "server is running.") from None
 
     def connect(self, *, create: bool) -> bool:
+        if self._connection is not None:
+            return True
         self._connection = self._connect()
         if self._connection.info.server_version >= 140000:
             # If this process is killed mid-statement, the server notices within a second

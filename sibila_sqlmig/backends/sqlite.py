@@ -31,6 +31,8 @@ class SQLiteBackend(Backend):
         return self._connection
 
     def connect(self, *, create: bool) -> bool:
+        if self._connection is not None:
+            return True
         path = self.url.path
         if path != ":memory:" and not os.path.exists(path):
             if not create:
