@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -12,6 +12,8 @@ from .config import Settings, load_settings
 from .discovery import Migration, discover, load_headers
 from .errors import DatabaseError
 from .planner import (
+    DOWN,
+    UP,
     State,
     StatusReport,
     VersionStatus,
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 
 # runner (and with it splitting and the checks) is imported only when there is
 # something to run: a no-op migrate and status never need it.
-UP, DOWN = "up", "down"
 
 
 class RunResult(NamedTuple):
@@ -288,7 +289,7 @@ class Migrator:
             yield
 
     @staticmethod
-    def _in_transaction(backend: Backend, work: Any) -> None:
+    def _in_transaction(backend: Backend, work: Callable[[], None]) -> None:
         backend.begin()
         try:
             work()

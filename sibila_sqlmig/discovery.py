@@ -19,6 +19,11 @@ from .yamlfast import load_yaml, yaml_error_line, yaml_error_text
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
 HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
 HEADER_KEYS = {"description": str, "transaction": bool}
+# Small up.sql files are read once: discovery keeps the text it hashed, and that text
+# is what runs. Larger ones (data migrations) are read again when they run, one at a
+# time, so memory stays near the largest file.
+SMALL_FILE = 64 * 1024
+KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
 
 
@@ -39,15 +44,17 @@ class Migration:
     reads nothing else of an applied version.
     """
 
-    __slots__ = ("_header", "checksum", "location", "number", "up_stamp", "version")
+    __slots__ = ("_header", "checksum", "location", "number", "up_stamp", "up_text", "version")
 
     def __init__(self, version: str, number: int, location: str, checksum: str,
-                 up_stamp: Stamp, header: dict[str, Any] | None = None) -> None:
+                 up_stamp: Stamp, up_text: str | None = None,
+                 header: dict[str, Any] | None = None) -> None:
         self.version = version
         self.number = number
         self.location = location  # the folder's path; a string, cheaper than a Path
         self.checksum = checksum
         self.up_stamp = up_stamp  # size and mtime of up.sql when it was hashed
+        self.up_text = up_text  # the normalised text that was hashed, kept if small
         self._header = header
 
     def __repr__(self) -> str:
@@ -111,6 +118,7 @@ def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
         raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
     by_number: dict[int, str] = {}
     migrations: list[Migration] = []
+    budget = [KEPT_TEXT_BUDGET]
     for entry in entries:
         if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS or not entry.is_dir():
             continue  # README.md, .gitkeep and other files are documentation
@@ -129,7 +137,7 @@ def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
                 "renumber one of them")))
             continue
         by_number[number] = folder
-        migration = _read_version(folder, version, number, problems)
+        migration = _read_version(folder, version, number, problems, budget)
         if migration is not None:
             migrations.append(migration)
     if headers or problems:  # failing anyway: report the headers' problems too
@@ -163,12 +171,18 @@ def _header_problems(migrations: list[Migration]) -> list[Problem]:
     return problems
 
 
-def _read_version(folder: str, version: str, number: int,
-                  problems: list[Problem]) -> Migration | None:
+def _read_version(folder: str, version: str, number: int, problems: list[Problem],
+                  budget: list[int]) -> Migration | None:
     # Plain strings: this runs for every version on every command, so it avoids
     # pathlib's per-join cost, and reads only up.sql (see Migration).
     up = _check_up_sql(os.path.join(folder, UP_FILE), problems)
-    return None if up is None else Migration(version, number, folder, *up)
+    if up is None:
+        return None
+    checksum, stamp, text = up
+    keep = len(text) <= SMALL_FILE and len(text) <= budget[0]
+    if keep:
+        budget[0] -= len(text)
+    return Migration(version, number, folder, checksum, stamp, text if keep else None)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -220,8 +234,8 @@ def _read_text(file: str, problems: list[Problem]) -> str | None:
     return None
 
 
-def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp] | None:
-    """The checksum and stamp of up.sql, after checking it is UTF-8 and holds a statement."""
+def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str] | None:
+    """Checksum, stamp and text of up.sql, after checking it is UTF-8 and holds a statement."""
     try:
         raw, stamp = _read_stamped(file)
         data = normalise_sql_bytes(raw)
@@ -240,7 +254,7 @@ def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp] | Non
         problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
                                 "delete the version folder"))
         return None
-    return checksum_of_normalised(data), stamp
+    return checksum_of_normalised(data), stamp, text
 
 
 class _DecodeProblem(Exception):

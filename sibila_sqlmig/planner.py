@@ -13,6 +13,8 @@ from typing import NamedTuple
 from .discovery import Migration
 from .errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
 
+UP, DOWN = "up", "down"  # the two directions a file runs in
+
 
 class State(enum.StrEnum):
     """Where a version stands, as ``status`` reports it."""

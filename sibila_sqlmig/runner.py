@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .backends.base import Backend
 from .checks import check_statements, commits_implicitly
-from .discovery import Migration, Stamp, read_sql
+from .discovery import SMALL_FILE, Migration, Stamp, read_sql
 from .errors import (
     ExecutedStatement,
     MigrationFilesError,
@@ -26,10 +26,8 @@ from .errors import (
     StatementError,
     StatementRefused,
 )
-from .planner import VersionStatus
+from .planner import DOWN, UP, VersionStatus
 from .splitting import SplitError, Statement, split_sql
-
-UP, DOWN = "up", "down"
 
 
 class PreparedFile(NamedTuple):
@@ -48,6 +46,7 @@ class PreparedFile(NamedTuple):
     checksum: str  # of up.sql: what the tracking row will hold
     row_version: str  # the version as the tracking row spells it
     has_implicit_commits: bool  # MySQL DDL
+    kept: list[Statement] | None  # the statements of a small file, read once
 
     @property
     def version(self) -> str:
@@ -58,7 +57,10 @@ class PreparedFile(NamedTuple):
         return self.migration.transaction
 
     def statements(self) -> list[Statement]:
-        """The statements, sliced from the file as it is now (unchanged since the check)."""
+        """The statements: those checked, or sliced from the file as it is now (refused
+        if it changed since the check)."""
+        if self.kept is not None:
+            return self.kept
         text, stamp = read_sql(self.path)
         if stamp != self.stamp:
             raise MigrationFilesError([Problem(self.path, _CHANGED)])
@@ -95,10 +97,13 @@ class _Preparation:
              row_version: str) -> tuple[list[Statement], PreparedFile] | None:
         """Read, split and check one file; None (and a problem noted) if it cannot run."""
         path = migration.up_path if direction == UP else migration.down_path
-        text, stamp = read_sql(path)
-        if direction == UP and stamp != migration.up_stamp:
-            self.problems.append(Problem(path, _CHANGED))  # its checksum would be stale
-            return None
+        if direction == UP and migration.up_text is not None:
+            text, stamp = migration.up_text, migration.up_stamp  # exactly what was hashed
+        else:
+            text, stamp = read_sql(path)
+            if direction == UP and stamp != migration.up_stamp:
+                self.problems.append(Problem(path, _CHANGED))  # its checksum would be stale
+                return None
         try:
             statements = split_sql(text, self.dialect)
         except SplitError as error:
@@ -108,8 +113,9 @@ class _Preparation:
                                           transactional=migration.transaction)
         bounds = [(s.offset, s.offset + len(s.sql), s.line) for s in statements]
         implicit = any(commits_implicitly(s.sql, self.dialect) for s in statements)
+        kept = statements if len(text) <= SMALL_FILE else None
         return statements, PreparedFile(migration, direction, path, bounds, stamp,
-                                        migration.checksum, row_version, implicit)
+                                        migration.checksum, row_version, implicit, kept)
 
     def finish(self) -> list[PreparedFile]:
         if self.problems:

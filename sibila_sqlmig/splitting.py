@@ -5,15 +5,15 @@ Two layers, because one cannot be both exact and fast:
 * A lexical scanner (compiled regular expressions, one pass) that knows each
   dialect's strings, quoted identifiers, comments and dollar quotes, and so
   finds every ``;`` (or ``DELIMITER``) that is really a statement boundary.
-  A 5 MB INSERT whose strings hold thousands of ``;`` costs one regex match
-  per string, never a token per character.
+  Plain text and simple strings are consumed by one possessive regex in C, so
+  a 5 MB INSERT whose strings hold thousands of ``;`` costs a few matches,
+  never a Python step per string or character.
 * For the few statements that can hold a compound body (SQLite triggers,
   MySQL routines, triggers and events, PostgreSQL ``BEGIN ATOMIC`` bodies and
-  rules), sqlparse's lexer classifies the words of the statement, with the
-  strings and comments already masked out by the scanner, and a block tracker
-  follows ``BEGIN ... END``, ``CASE ... END``, ``IF ... END IF``, ``LOOP``,
-  ``WHILE``, ``REPEAT ... END REPEAT`` to find where the body closes. A word
-  used as an identifier (``t.end``, ``end = 1``, ``begin,``) opens nothing.
+  rules), the scanner masks strings and comments and hands the statement to
+  ``blocks.BlockTracker``: sqlparse's lexer classifies its words, and the
+  tracker follows ``BEGIN ... END``, ``CASE ... END``, ``IF ... END IF``,
+  ``LOOP``, ``WHILE``, ``REPEAT ... END REPEAT`` to where the body closes.
 
 Input may carry a UTF-8 BOM and CRLF or CR line endings; lines are counted
 on the normalised text.
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from .blocks import BlockTracker
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
@@ -313,7 +315,7 @@ class _Splitter:
     # Compound bodies -----------------------------------------------------------------------
 
     def _compound_end(self, start: int) -> int:
-        tracker = _BlockTracker(self.dialect)
+        tracker = BlockTracker(self.dialect)
         pos = start
         while True:
             spans: list[tuple[str, int, int]] = []
@@ -337,93 +339,3 @@ class _Splitter:
             pos = right
         parts.append(self.text[pos:end])
         return "".join(parts)
-
-
-_STATEMENT_STARTS = frozenset({";", "BEGIN", "THEN", "ELSE", "DO", ":", "LOOP", "REPEAT"})
-_MYSQL_BLOCKS = frozenset({"IF", "LOOP", "WHILE", "REPEAT", "FOR"})
-_IDENTIFIER_NEIGHBOURS = frozenset({".", "=", ",", ")", ":="})
-
-
-class _BlockTracker:
-    """Follows the block structure of one compound statement, piece by piece."""
-
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.stack: list[str] = []
-        self.parens = 0
-        self.previous: str | None = None
-
-    def feed(self, masked_piece: str, *, final: bool) -> bool:
-        """Take the next piece (up to a ``;``); True when the statement is complete there."""
-        words = _significant_tokens(masked_piece)
-        if not final:
-            words.append(";")
-        skip_next = False
-        for index, word in enumerate(words):
-            if skip_next:
-                skip_next = False
-                self.previous = word
-                continue
-            following = words[index + 1] if index + 1 < len(words) else None
-            after = words[index + 2] if index + 2 < len(words) else None
-            skip_next = self._take(word, following, after)
-            self.previous = word
-        return not final and not self.stack and self.parens == 0
-
-    def _take(self, word: str, following: str | None, after: str | None) -> bool:
-        """Update the state for one token; True when the next token is part of this one."""
-        if word == "(":
-            self.parens += 1
-        elif word == ")":
-            self.parens = max(0, self.parens - 1)
-        elif self.previous == ".":
-            pass  # t.begin, new.end: column names
-        elif word == "END" or word.startswith("END "):
-            return self._close(word, following, after)
-        elif following in _IDENTIFIER_NEIGHBOURS:
-            pass  # begin = 1, (begin, end): names, not blocks
-        elif word == "BEGIN":
-            if self.parens == 0 and (self.dialect != "postgresql" or following == "ATOMIC"):
-                self.stack.append("BEGIN")
-        elif word == "CASE":
-            self.stack.append("CASE")
-        elif (self.dialect == "mysql" and word in _MYSQL_BLOCKS and self.stack
-              and self.previous in _STATEMENT_STARTS):
-            self.stack.append(word)
-        return False
-
-    def _close(self, word: str, following: str | None, after: str | None) -> bool:
-        if not self.stack:
-            return False
-        # A CASE's END may be followed by anything. A block's END ends its statement:
-        # it is followed by ";" (in MySQL also by END's block word, or by a label and
-        # ";"). Anything else means "end" is a name, as in "WHERE end < 0".
-        if self.stack[-1] != "CASE" and following not in (";", None) and not (
-            self.dialect == "mysql"
-            and ((word == "END" and following in _MYSQL_BLOCKS)
-                 or (_is_name(following) and after in (";", None)))
-        ):
-            return False
-        self.stack.pop()
-        return word == "END" and following in _MYSQL_BLOCKS  # END REPEAT: one closing
-
-
-def _is_name(token: str | None) -> bool:
-    return bool(token) and (token[0].isalpha() or token[0] in "_`")  # type: ignore[index]
-
-
-def _significant_tokens(masked: str) -> list[str]:
-    """Words (upper case) and punctuation of masked SQL, via sqlparse's lexer."""
-    from sqlparse import tokens as T
-    from sqlparse.lexer import Lexer
-
-    result: list[str] = []
-    lexer: Any = Lexer.get_default_instance()  # type: ignore[no-untyped-call]
-    for ttype, value in lexer.get_tokens(masked):
-        if ttype in T.Whitespace or ttype in T.Comment or ttype in T.Newline:
-            continue
-        if ttype in T.Keyword or ttype in T.Name:
-            result.append(" ".join(value.upper().split()))
-        else:
-            result.append(value)
-    return result
