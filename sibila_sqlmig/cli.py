@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # An explicit prog spares argparse a help formatter (and importing shutil) per run.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     prog="sibila-sqlmig")
     common = [_common_options()]
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
