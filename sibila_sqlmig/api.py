@@ -157,10 +157,10 @@ class Migrator:
 
     # --- changing the database ---------------------------------------------------------
     #
-    # migrate and rollback plan once from a read-only look (so that invalid files are
-    # reported before anything is written, not even the tracking table), then take
-    # the lock, read the applied set again and plan again: another process may have
-    # done the work meanwhile.
+    # migrate and rollback plan, read and check the files from a read-only look, so
+    # that an invalid file is reported before anything is written (not even the
+    # tracking table). Then they take the lock, read the applied set again and plan
+    # again: another process may have done (part of) the work meanwhile.
 
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
                 out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
@@ -171,18 +171,18 @@ class Migrator:
             report = build_status(migrations, backend.read_applied() if exists else [])
             plan = plan_migrate(report, target=to, out_of_order=out_of_order)
             load_headers(plan)  # what will run, every problem at once
-            if dry_run:
-                return RunResult(UP, True, _prepare_up(plan, backend.dialect))
-            if not plan:
-                return RunResult(UP, False, [])
+            files = _prepare_up(plan, backend.dialect)
+            if dry_run or not plan:
+                return RunResult(UP, dry_run, files)
             if not exists:
                 backend.connect(create=True)
             with self._locked(backend):
                 report = build_status(migrations, backend.read_applied())
-                plan = plan_migrate(report, target=to, out_of_order=out_of_order)
+                again = plan_migrate(report, target=to, out_of_order=out_of_order)
+                if [m.number for m in again] != [m.number for m in plan]:
+                    files = _prepare_up(again, backend.dialect)
                 from .runner import mysql_ddl_warning, run_files
 
-                files = _prepare_up(plan, backend.dialect)
                 warning = mysql_ddl_warning(backend, files)
                 steps = run_files(backend, files, progress)
                 return RunResult(UP, False, files, steps, [warning] if warning else [])
@@ -196,14 +196,16 @@ class Migrator:
             report = build_status(migrations, backend.read_applied() if exists else [])
             plan = plan_rollback(report, steps=steps, target=to)
             load_headers([entry.migration for entry in plan if entry.migration])
+            files = _prepare_down(plan, backend.dialect)
             if dry_run:
-                return RunResult(DOWN, True, _prepare_down(plan, backend.dialect))
+                return RunResult(DOWN, True, files)
             with self._locked(backend):
                 report = build_status(migrations, backend.read_applied())
-                plan = plan_rollback(report, steps=steps, target=to)
+                again = plan_rollback(report, steps=steps, target=to)
+                if [e.number for e in again] != [e.number for e in plan]:
+                    files = _prepare_down(again, backend.dialect)
                 from .runner import run_files
 
-                files = _prepare_down(plan, backend.dialect)
                 done = run_files(backend, files, progress)
                 return RunResult(DOWN, False, files, done)
 

@@ -120,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(out.paint("error:", "31") + " " + message, file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("interrupted; each file's transaction was rolled back by the database",
-              file=sys.stderr)
+        print("interrupted: the file that was running was rolled back and not recorded "
+              "(a 'transaction: false' file keeps the statements that had run); "
+              "`sibila-sqlmig status` shows where things stand", file=sys.stderr)
         return 130
 
 

@@ -179,10 +179,11 @@ def _read_version(folder: str, version: str, number: int, problems: list[Problem
     if up is None:
         return None
     checksum, stamp, text = up
-    keep = len(text) <= SMALL_FILE and len(text) <= budget[0]
-    if keep:
+    if text is not None and len(text) <= budget[0]:
         budget[0] -= len(text)
-    return Migration(version, number, folder, checksum, stamp, text if keep else None)
+    else:
+        text = None  # past the budget: read again when it runs
+    return Migration(version, number, folder, checksum, stamp, text)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -234,12 +235,16 @@ def _read_text(file: str, problems: list[Problem]) -> str | None:
     return None
 
 
-def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str] | None:
-    """Checksum, stamp and text of up.sql, after checking it is UTF-8 and holds a statement."""
+def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str | None] | None:
+    """Checksum, stamp and (for a small file) text of up.sql, once it holds a statement.
+
+    A large file is decoded, and so checked for UTF-8, when it is about to run: an
+    applied one only needs its checksum.
+    """
     try:
         raw, stamp = _read_stamped(file)
         data = normalise_sql_bytes(raw)
-        text = decode_sql(file, data)
+        text = decode_sql(file, data) if len(data) <= SMALL_FILE else None
     except _DecodeProblem as problem:
         problems.append(problem.problem)
         return None
@@ -250,7 +255,7 @@ def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str] 
     except OSError as error:
         problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
         return None
-    if not _may_hold_statement(text):
+    if _ONLY_COMMENTS.fullmatch(data):
         problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
                                 "delete the version folder"))
         return None
@@ -272,15 +277,9 @@ def decode_sql(path: Path | str, data: bytes) -> str:
                                      "as UTF-8", line)) from None
 
 
-_ONLY_COMMENTS = re.compile(r"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
-
-
-def _may_hold_statement(text: str) -> bool:
-    """False when the text is only whitespace, ``;`` and comments of every dialect.
-
-    A cheap, dialect-free test for discovery; the splitter decides exactly.
-    """
-    return _ONLY_COMMENTS.fullmatch(text) is None
+# Only whitespace, ";" and comments of every dialect: a cheap, dialect-free test that
+# up.sql holds something; the splitter decides exactly.
+_ONLY_COMMENTS = re.compile(rb"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
 
 
 def read_sql(path: Path) -> tuple[str, Stamp]:

@@ -33,9 +33,10 @@ from .splitting import SplitError, Statement, split_sql
 class PreparedFile(NamedTuple):
     """A migration file read, split and checked, ready to run.
 
-    It keeps where each statement is, not the statements: a run of many large
-    data files then holds one file in memory at a time. ``statements()`` reads
-    the file again and refuses if it changed since it was checked.
+    A small file keeps its statements. A large one keeps only where each
+    statement is, so a run of many data files holds one file in memory at a
+    time; ``statements()`` reads it again and refuses if it changed since the
+    check.
     """
 
     migration: Migration

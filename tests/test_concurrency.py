@@ -39,6 +39,7 @@ def test_eight_processes_at_once_apply_each_version_once(db: ScratchDatabase,
     assert db.versions() == [f"{n:03d}" for n in range(1, VERSIONS + 1)]
     assert sorted(row[0] for row in db.rows("SELECT version FROM applied_log")) == list(
         range(2, VERSIONS + 1))
+    assert {f"t{n}" for n in range(2, VERSIONS + 1)} <= db.tables()
     applied_lines = sum(out.count("applied 0") for _, out, _ in outcomes)
     assert applied_lines == VERSIONS  # each version reported applied by exactly one worker
 

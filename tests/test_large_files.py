@@ -1,0 +1,64 @@
+"""Large data migrations: checked before anything runs, then read again one at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import write_version
+from sibila_sqlmig.discovery import SMALL_FILE, discover
+from sibila_sqlmig.errors import MigrationFilesError
+from sibila_sqlmig.runner import prepare_up
+
+
+def _big_insert(rows: int) -> str:
+    values = ",\n".join(f"({i}, 'row; {i} -- not a comment /* nor this */ it''s')"
+                        for i in range(rows))
+    return f"CREATE TABLE big (id INTEGER, body TEXT);\nINSERT INTO big VALUES\n{values};\n"
+
+
+def test_a_large_file_runs_and_is_recorded(cli, tmp_path: Path, sqlite_db) -> None:
+    migrations = tmp_path / "migrations"
+    up = _big_insert(5000)
+    assert len(up) > SMALL_FILE
+    write_version(migrations, "001_big", up, "DROP TABLE big;\n")
+    result = cli("migrate", "--database", sqlite_db.url, "--migrations", str(migrations))
+    assert result.code == 0, result.err
+    assert sqlite_db.rows("SELECT count(*) FROM big") == [(5000,)]
+
+
+def test_a_large_file_that_is_not_utf8_stops_the_run_before_any_write(cli,
+                                                                      tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_small", "CREATE TABLE small (a INT);\n")
+    folder = write_version(migrations, "002_big", "SELECT 1;\n")
+    (folder / "up.sql").write_bytes(_big_insert(5000).encode() + b"\nSELECT 'caf\xe9';\n")
+    database = tmp_path / "db.sqlite"
+    result = cli("migrate", "--database", str(database), "--migrations", str(migrations))
+    assert result.code == 2
+    assert "002_big/up.sql:5004: is not UTF-8 text" in result.err
+    assert not database.exists()
+
+
+def test_a_large_file_changed_after_its_check_is_refused(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    folder = write_version(migrations, "001_big", _big_insert(5000))
+    [prepared] = prepare_up(discover(migrations), "sqlite")
+    assert prepared.kept is None  # large: read again when it runs
+    assert len(prepared.statements()) == 2
+    up = folder / "up.sql"
+    up.write_text(_big_insert(5001))
+    with pytest.raises(MigrationFilesError, match="changed while sibila-sqlmig was running"):
+        prepared.statements()
+
+
+def test_a_file_changed_between_discovery_and_its_check_is_refused(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    folder = write_version(migrations, "001_big", _big_insert(5000))
+    found = discover(migrations)
+    (folder / "up.sql").write_text(_big_insert(4000))
+    os.utime(folder / "up.sql", ns=(1, 1))
+    with pytest.raises(MigrationFilesError, match="changed while"):
+        prepare_up(found, "sqlite")
