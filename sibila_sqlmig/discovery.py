@@ -19,6 +19,7 @@ from .yamlfast import load_yaml, yaml_error_line, yaml_error_text
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
 HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
 HEADER_KEYS = {"description": str, "transaction": bool}
+CHANGED = "changed while sibila-sqlmig was running; run the command again"
 # Small up.sql files are read once: discovery keeps the text it hashed, and that text
 # is what runs. Larger ones (data migrations) are read again when they run, one at a
 # time, so memory stays near the largest file.
@@ -41,24 +42,47 @@ class Migration:
     The header (migration.yaml, and the presence of down.sql) is read when first
     needed, or up front for many versions at once by ``load_headers``, which
     reports every problem together: a no-op ``migrate`` hashes each up.sql and
-    reads nothing else of an applied version.
+    reads nothing else of an applied version. A large up.sql is hashed when its
+    checksum is first needed (for an applied version: when its state is
+    worked out; for a pending one: by the runner, while it splits the file).
     """
 
-    __slots__ = ("_header", "checksum", "location", "number", "up_stamp", "up_text", "version")
+    __slots__ = ("_checksum", "_header", "location", "number", "up_stamp", "up_text",
+                 "version")
 
-    def __init__(self, version: str, number: int, location: str, checksum: str,
+    def __init__(self, version: str, number: int, location: str, checksum: str | None,
                  up_stamp: Stamp, up_text: str | None = None,
                  header: dict[str, Any] | None = None) -> None:
         self.version = version
         self.number = number
         self.location = location  # the folder's path; a string, cheaper than a Path
-        self.checksum = checksum
-        self.up_stamp = up_stamp  # size and mtime of up.sql when it was hashed
+        self.up_stamp = up_stamp  # size and mtime of up.sql when first read
         self.up_text = up_text  # the normalised text that was hashed, kept if small
+        self._checksum = checksum
         self._header = header
 
     def __repr__(self) -> str:
         return f"Migration({self.version!r}, {self.location!r})"
+
+    @property
+    def checksum(self) -> str:
+        """The normalised SHA-256 of up.sql (refused if the file changed since discovery)."""
+        if self._checksum is None:
+            data, stamp = read_sql_bytes(self.up_path)
+            self.remember_checksum(stamp, checksum_of_normalised(data))
+        assert self._checksum is not None
+        return self._checksum
+
+    @property
+    def has_checksum(self) -> bool:
+        """True once up.sql has been hashed (always for a small file)."""
+        return self._checksum is not None
+
+    def remember_checksum(self, stamp: Stamp, checksum: str) -> None:
+        """Record the checksum of up.sql as read with ``stamp``."""
+        if stamp != self.up_stamp:
+            raise MigrationFilesError([Problem(self.up_path, CHANGED)])
+        self._checksum = checksum
 
     @property
     def header(self) -> dict[str, Any]:
@@ -235,16 +259,22 @@ def _read_text(file: str, problems: list[Problem]) -> str | None:
     return None
 
 
-def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str | None] | None:
-    """Checksum, stamp and (for a small file) text of up.sql, once it holds a statement.
+def _check_up_sql(file: str,
+                  problems: list[Problem]) -> tuple[str | None, Stamp, str | None] | None:
+    """Checksum, stamp and text of a small up.sql, once it is UTF-8 and holds a statement.
 
-    A large file is decoded, and so checked for UTF-8, when it is about to run: an
-    applied one only needs its checksum.
+    Of a large file only the beginning is read here: it is hashed when its checksum
+    is needed, and decoded (so checked for UTF-8) when it is about to run.
     """
     try:
-        raw, stamp = _read_stamped(file)
+        with open(file, "rb") as stream:
+            stamp = _stamp(stream)
+            raw = stream.read(SMALL_FILE + 1)
+            if len(raw) > SMALL_FILE and _ONLY_COMMENTS.fullmatch(normalise_sql_bytes(raw)):
+                raw += stream.read()  # a long comment first: look at the whole file
         data = normalise_sql_bytes(raw)
-        text = decode_sql(file, data) if len(data) <= SMALL_FILE else None
+        small = len(raw) <= SMALL_FILE
+        text = decode_sql(file, data) if small else None
     except _DecodeProblem as problem:
         problems.append(problem.problem)
         return None
@@ -259,7 +289,7 @@ def _check_up_sql(file: str, problems: list[Problem]) -> tuple[str, Stamp, str |
         problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
                                 "delete the version folder"))
         return None
-    return checksum_of_normalised(data), stamp, text
+    return (checksum_of_normalised(data) if small else None), stamp, text
 
 
 class _DecodeProblem(Exception):
@@ -282,10 +312,21 @@ def decode_sql(path: Path | str, data: bytes) -> str:
 _ONLY_COMMENTS = re.compile(rb"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
 
 
-def read_sql(path: Path) -> tuple[str, Stamp]:
-    """The normalised text of a SQL file and its size and mtime, read from disk now."""
+def read_sql_bytes(path: Path) -> tuple[bytes, Stamp]:
+    """The normalised bytes of a SQL file and its size and mtime, read from disk now."""
     raw, stamp = _read_stamped(path)
+    return normalise_sql_bytes(raw), stamp
+
+
+def decode_sql_file(path: Path, data: bytes) -> str:
+    """Decode normalised bytes read from ``path``; MigrationFilesError if not UTF-8."""
     try:
-        return decode_sql(path, normalise_sql_bytes(raw)), stamp
+        return decode_sql(path, data)
     except _DecodeProblem as problem:
         raise MigrationFilesError([problem.problem]) from None
+
+
+def read_sql(path: Path) -> tuple[str, Stamp]:
+    """The normalised text of a SQL file and its size and mtime, read from disk now."""
+    data, stamp = read_sql_bytes(path)
+    return decode_sql_file(path, data), stamp

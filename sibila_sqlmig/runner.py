@@ -10,6 +10,7 @@ row written after the last one).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,16 @@ from typing import NamedTuple
 
 from .backends.base import Backend
 from .checks import check_statements, commits_implicitly
-from .discovery import SMALL_FILE, Migration, Stamp, read_sql
+from .checksums import checksum_of_normalised
+from .discovery import (
+    CHANGED,
+    SMALL_FILE,
+    Migration,
+    Stamp,
+    decode_sql_file,
+    read_sql,
+    read_sql_bytes,
+)
 from .errors import (
     ExecutedStatement,
     MigrationFilesError,
@@ -44,7 +54,7 @@ class PreparedFile(NamedTuple):
     path: Path
     bounds: list[tuple[int, int, int]]  # (offset, end, line) of each statement
     stamp: Stamp  # size and mtime when checked
-    checksum: str  # of up.sql: what the tracking row will hold
+    checksum: str  # of up.sql: what the tracking row will hold ("" for a down.sql)
     row_version: str  # the version as the tracking row spells it
     has_implicit_commits: bool  # MySQL DDL
     kept: list[Statement] | None  # the statements of a small file, read once
@@ -64,11 +74,8 @@ class PreparedFile(NamedTuple):
             return self.kept
         text, stamp = read_sql(self.path)
         if stamp != self.stamp:
-            raise MigrationFilesError([Problem(self.path, _CHANGED)])
+            raise MigrationFilesError([Problem(self.path, CHANGED)])
         return [Statement(text[offset:end], line, offset) for offset, end, line in self.bounds]
-
-
-_CHANGED = "changed while sibila-sqlmig was running; run the command again"
 
 
 class StepResult(NamedTuple):
@@ -85,6 +92,23 @@ class StepResult(NamedTuple):
 Progress = Callable[[StepResult], None]
 
 
+class _BackgroundHash:
+    """SHA-256 of a large file in a thread: hashlib releases the GIL on large buffers,
+    so the hash costs no time while the main thread decodes and splits the file."""
+
+    def __init__(self, data: bytes) -> None:
+        self._result = ""
+        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
+        self._thread.start()
+
+    def _run(self, data: bytes) -> None:
+        self._result = checksum_of_normalised(data)
+
+    def wait(self) -> str:
+        self._thread.join()
+        return self._result
+
+
 class _Preparation:
     """Collects prepared files and every problem found, so all are reported at once."""
 
@@ -98,25 +122,39 @@ class _Preparation:
              row_version: str) -> tuple[list[Statement], PreparedFile] | None:
         """Read, split and check one file; None (and a problem noted) if it cannot run."""
         path = migration.up_path if direction == UP else migration.down_path
+        hashing: _BackgroundHash | None = None
+        text: str | None = None
         if direction == UP and migration.up_text is not None:
             text, stamp = migration.up_text, migration.up_stamp  # exactly what was hashed
         else:
-            text, stamp = read_sql(path)
+            data, stamp = read_sql_bytes(path)
             if direction == UP and stamp != migration.up_stamp:
-                self.problems.append(Problem(path, _CHANGED))  # its checksum would be stale
+                self.problems.append(Problem(path, CHANGED))  # its checksum would be stale
                 return None
+            if direction == UP and not migration.has_checksum:
+                hashing = _BackgroundHash(data)  # runs while this thread decodes and splits
+            try:
+                text = decode_sql_file(path, data)
+            except MigrationFilesError as error:
+                self.problems += error.problems
+        statements = None
         try:
-            statements = split_sql(text, self.dialect)
+            statements = None if text is None else split_sql(text, self.dialect)
         except SplitError as error:
             self.problems.append(Problem(path, error.message, error.line))
+        finally:
+            if hashing is not None:
+                migration.remember_checksum(stamp, hashing.wait())
+        if text is None or statements is None:
             return None
         self.refusals += check_statements(statements, path=path, dialect=self.dialect,
                                           transactional=migration.transaction)
         bounds = [(s.offset, s.offset + len(s.sql), s.line) for s in statements]
         implicit = any(commits_implicitly(s.sql, self.dialect) for s in statements)
         kept = statements if len(text) <= SMALL_FILE else None
-        return statements, PreparedFile(migration, direction, path, bounds, stamp,
-                                        migration.checksum, row_version, implicit, kept)
+        checksum = migration.checksum if direction == UP else ""  # down: no row to write
+        return statements, PreparedFile(migration, direction, path, bounds, stamp, checksum,
+                                        row_version, implicit, kept)
 
     def finish(self) -> list[PreparedFile]:
         if self.problems:
@@ -194,6 +232,8 @@ def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
     """True when a concurrent run has already applied (or rolled back) this version."""
+    if backend.lock_covers_run:
+        return False  # nobody else can have run since this process planned under the lock
     recorded = backend.is_recorded(prepared.row_version)
     return recorded if prepared.direction == UP else not recorded
 
@@ -219,13 +259,14 @@ def _run_in_transaction(backend: Backend, prepared: PreparedFile,
 
 def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
                                 statements: list[Statement]) -> bool:
-    backend.begin()
-    try:
-        done = _already_done(backend, prepared)
-    finally:
-        backend.rollback()
-    if done:
-        return False
+    if not backend.lock_covers_run:
+        backend.begin()
+        try:
+            done = _already_done(backend, prepared)
+        finally:
+            backend.rollback()
+        if done:
+            return False
     executed: list[Statement] = []
     for statement in statements:
         _execute(backend, prepared, statement, executed, in_transaction=False)

@@ -62,3 +62,19 @@ def test_a_file_changed_between_discovery_and_its_check_is_refused(tmp_path: Pat
     os.utime(folder / "up.sql", ns=(1, 1))
     with pytest.raises(MigrationFilesError, match="changed while"):
         prepare_up(found, "sqlite")
+
+
+def test_a_large_file_is_hashed_once_and_its_edits_are_caught(cli, tmp_path: Path,
+                                                              sqlite_db) -> None:
+    import hashlib
+
+    migrations = tmp_path / "migrations"
+    folder = write_version(migrations, "001_big", _big_insert(5000))
+    args = ["--database", sqlite_db.url, "--migrations", str(migrations)]
+    assert cli("migrate", *args).code == 0
+    expected = hashlib.sha256((folder / "up.sql").read_bytes()).hexdigest()
+    assert sqlite_db.rows("SELECT checksum FROM schema_migrations") == [(expected,)]
+    assert cli("verify", *args).code == 0
+    (folder / "up.sql").write_text(_big_insert(5000).replace("row; 42 ", "row; 43 "))
+    verify = cli("verify", *args)
+    assert verify.code == 1 and "001" in verify.out

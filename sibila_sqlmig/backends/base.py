@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..config import DatabaseURL, TableName
@@ -25,6 +25,9 @@ class Backend(abc.ABC):
     placeholder: ClassVar[str] = "%s"
     #: Column type of the version key (MySQL cannot index TEXT).
     version_type: ClassVar[str] = "TEXT"
+    #: True where migration_lock() excludes other runs for the whole run; where it
+    #: does not (SQLite locks per transaction), each file re-checks its row first.
+    lock_covers_run: ClassVar[bool] = True
 
     def __init__(self, url: DatabaseURL, table: TableName, lock_timeout: float) -> None:
         self.url = url
@@ -81,10 +84,9 @@ class Backend(abc.ABC):
     def rollback(self) -> None:
         self.query("ROLLBACK")
 
-    @contextlib.contextmanager
-    def migration_lock(self) -> Iterator[None]:
+    @abc.abstractmethod
+    def migration_lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lock that makes concurrent runs apply each version once."""
-        yield
 
     # --- the tracking table -----------------------------------------------------------
 

@@ -22,6 +22,11 @@ from .base import Backend
 class SQLiteBackend(Backend):
     dialect = "sqlite"
     placeholder = "?"
+    lock_covers_run = False  # BEGIN IMMEDIATE locks one file's transaction
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        yield  # each file's BEGIN IMMEDIATE is the lock (see begin)
 
     _connection: sqlite3.Connection | None = None
 
