@@ -148,7 +148,7 @@ def yoyo_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return url.replace("postgresql://", "postgresql+psycopg://")
     if url.startswith("mysql://"):
-        return url.replace("mysql://", "mysql+pymysql://")
+        return url  # yoyo's mysql:// uses PyMySQL
     return f"sqlite:///{url}"
 
 

@@ -88,14 +88,15 @@ class MySQLBackend(Backend):
         return self.scrub(super().error_message(error))
 
     def begin(self) -> None:
-        # autocommit off for the file: after a DDL's implicit commit the next statement
-        # opens a new transaction instead of committing on its own, so a failure still
-        # rolls back everything after the last DDL.
+        # autocommit off for the file: the first statement opens the transaction, and
+        # after a DDL's implicit commit the next one opens a new transaction instead of
+        # committing on its own, so a failure still rolls back everything after the
+        # last DDL. (One round trip: START TRANSACTION would add a second.)
         self._connection.autocommit(False)
-        self.query("START TRANSACTION")
 
     def commit(self) -> None:
-        self._connection.commit()
+        # Switching autocommit back on commits the open transaction (documented by
+        # MySQL and MariaDB): the commit and the switch are one round trip.
         self._connection.autocommit(True)
 
     def rollback(self) -> None:
