@@ -10,30 +10,33 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 TABLE = "floor_migrations"
+CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (version {{key}} PRIMARY KEY, checksum TEXT)"
 
 
-def versions(migrations: str) -> list[tuple[str, str]]:
+def pending(migrations: str, applied: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(version, SQL, checksum) of each version not in ``applied``; hashes every file."""
     names = sorted(os.listdir(migrations), key=lambda name: int(name.split("_", 1)[0]))
-    return [(name.split("_", 1)[0], os.path.join(migrations, name, "up.sql")) for name in names]
+    for name in names:
+        version = name.split("_", 1)[0]
+        data = Path(migrations, name, "up.sql").read_bytes()
+        checksum = hashlib.sha256(data).hexdigest()
+        if version not in applied:
+            yield version, data.decode(), checksum
 
 
 def run_sqlite(path: str, migrations: str) -> None:
     import sqlite3
 
     connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (version TEXT PRIMARY KEY, "
-                       "checksum TEXT)")
+    connection.execute(CREATE.format(key="TEXT"))
     applied = dict(connection.execute(f"SELECT version, checksum FROM {TABLE}").fetchall())
-    for version, up in versions(migrations):
-        data = Path(up).read_bytes()
-        checksum = hashlib.sha256(data).hexdigest()
-        if version in applied:
-            continue
-        connection.executescript(f"BEGIN;\n{data.decode()}\n;INSERT INTO {TABLE} VALUES "
+    for version, sql, checksum in pending(migrations, applied):
+        connection.executescript(f"BEGIN;\n{sql}\n;INSERT INTO {TABLE} VALUES "
                                  f"('{version}', '{checksum}');\nCOMMIT;")
 
 
@@ -41,16 +44,11 @@ def run_postgres(url: str, migrations: str) -> None:
     import psycopg
 
     connection = psycopg.connect(url, autocommit=True)
-    connection.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (version TEXT PRIMARY KEY, "
-                       "checksum TEXT)")
+    connection.execute(CREATE.format(key="TEXT"))  # type: ignore[call-overload]
     applied = dict(connection.execute(f"SELECT version, checksum FROM {TABLE}").fetchall())
-    for version, up in versions(migrations):
-        data = Path(up).read_bytes()
-        checksum = hashlib.sha256(data).hexdigest()
-        if version in applied:
-            continue
+    for version, sql, checksum in pending(migrations, applied):
         with connection.transaction():
-            connection.execute(data.decode())  # type: ignore[call-overload]
+            connection.execute(sql)  # type: ignore[call-overload]
             connection.execute(f"INSERT INTO {TABLE} VALUES (%s, %s)", [version, checksum])
 
 
@@ -58,23 +56,17 @@ def run_mysql(url: str, migrations: str) -> None:
     import pymysql
     from pymysql.constants import CLIENT
 
-    rest = url.split("://", 1)[1]
-    user, location = rest.split("@", 1)
+    user, location = url.split("://", 1)[1].split("@", 1)
     host_port, database = location.split("/", 1)
     host, port = host_port.split(":")
     connection = pymysql.connect(host=host, port=int(port), user=user, database=database,
                                  client_flag=CLIENT.MULTI_STATEMENTS, autocommit=False)
     cursor: Any = connection.cursor()
-    cursor.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (version VARCHAR(255) PRIMARY KEY, "
-                   "checksum TEXT)")
+    cursor.execute(CREATE.format(key="VARCHAR(255)"))
     cursor.execute(f"SELECT version, checksum FROM {TABLE}")
     applied = dict(cursor.fetchall())
-    for version, up in versions(migrations):
-        data = Path(up).read_bytes()
-        checksum = hashlib.sha256(data).hexdigest()
-        if version in applied:
-            continue
-        cursor.execute(data.decode())
+    for version, sql, checksum in pending(migrations, applied):
+        cursor.execute(sql)
         while cursor.nextset():
             pass
         cursor.execute(f"INSERT INTO {TABLE} VALUES (%s, %s)", [version, checksum])
