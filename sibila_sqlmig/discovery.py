@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .checksums import checksum_of_normalised, normalise_sql_bytes
 from .errors import MigrationFilesError, Problem
@@ -20,6 +20,7 @@ FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
 HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
 HEADER_KEYS = {"description": str, "transaction": bool}
 CHANGED = "changed while sibila-sqlmig was running; run the command again"
+_MISSING = "missing; every version folder needs migration.yaml, up.sql and down.sql"
 # Small up.sql files are read once: discovery keeps the text it hashed, and that text
 # is what runs. Larger ones (data migrations) are read again when they run, one at a
 # time, so memory stays near the largest file.
@@ -31,7 +32,7 @@ _IGNORED_FOLDERS = frozenset({"__pycache__"})
 Stamp = tuple[int, int]
 
 
-def _stamp(stream: Any) -> Stamp:
+def _stamp(stream: BinaryIO) -> Stamp:
     status = os.fstat(stream.fileno())
     return status.st_size, status.st_mtime_ns
 
@@ -142,7 +143,7 @@ def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
         raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
     by_number: dict[int, str] = {}
     migrations: list[Migration] = []
-    budget = [KEPT_TEXT_BUDGET]
+    budget = KEPT_TEXT_BUDGET
     for entry in entries:
         if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS or not entry.is_dir():
             continue  # README.md, .gitkeep and other files are documentation
@@ -161,9 +162,15 @@ def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
                 "renumber one of them")))
             continue
         by_number[number] = folder
-        migration = _read_version(folder, version, number, problems, budget)
-        if migration is not None:
-            migrations.append(migration)
+        migration = _read_version(folder, version, number, problems)
+        if migration is None:
+            continue
+        if migration.up_text is not None:
+            if len(migration.up_text) <= budget:
+                budget -= len(migration.up_text)
+            else:
+                migration.up_text = None  # past the budget: read again when it runs
+        migrations.append(migration)
     if headers or problems:  # failing anyway: report the headers' problems too
         problems += _header_problems(migrations)
     if problems:
@@ -188,26 +195,23 @@ def _header_problems(migrations: list[Migration]) -> list[Problem]:
         present = set(os.listdir(folder))
         for required in (HEADER_FILE, DOWN_FILE):
             if required not in present:
-                problems.append(Problem(Path(folder, required), "missing; every version "
-                                        "folder needs migration.yaml, up.sql and down.sql"))
+                problems.append(Problem(Path(folder, required), _MISSING))
         if HEADER_FILE in present:
             migration._header = _read_header(os.path.join(folder, HEADER_FILE), problems)
     return problems
 
 
-def _read_version(folder: str, version: str, number: int, problems: list[Problem],
-                  budget: list[int]) -> Migration | None:
+def _read_version(folder: str, version: str, number: int,
+                  problems: list[Problem]) -> Migration | None:
     # Plain strings: this runs for every version on every command, so it avoids
     # pathlib's per-join cost, and reads only up.sql (see Migration).
     up = _check_up_sql(os.path.join(folder, UP_FILE), problems)
     if up is None:
+        present = set(os.listdir(folder))  # on this failure path, report the rest too
+        problems += [Problem(Path(folder, name), _MISSING)
+                     for name in (HEADER_FILE, DOWN_FILE) if name not in present]
         return None
-    checksum, stamp, text = up
-    if text is not None and len(text) <= budget[0]:
-        budget[0] -= len(text)
-    else:
-        text = None  # past the budget: read again when it runs
-    return Migration(version, number, folder, checksum, stamp, text)
+    return Migration(version, number, folder, *up)
 
 
 def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -279,8 +283,7 @@ def _check_up_sql(file: str,
         problems.append(problem.problem)
         return None
     except FileNotFoundError:
-        problems.append(Problem(Path(file), "missing; every version folder needs "
-                                "migration.yaml, up.sql and down.sql"))
+        problems.append(Problem(Path(file), _MISSING))
         return None
     except OSError as error:
         problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
