@@ -51,12 +51,8 @@ def head_words(sql: str, count: int = 6) -> tuple[str, ...]:
     return tuple(word.upper() for word in opening_words(sql, count))
 
 
-def is_transaction_control(sql: str, dialect: str) -> bool:
-    """BEGIN, START TRANSACTION, COMMIT, ROLLBACK, END, ABORT (but not savepoints)."""
-    return _is_transaction_control(head_words(sql, 3), dialect)
-
-
 def _is_transaction_control(words: tuple[str, ...], dialect: str) -> bool:
+    """BEGIN, START TRANSACTION, COMMIT, ROLLBACK, END, ABORT (but not savepoints)."""
     if not words:
         return False
     first, rest = words[0], words[1:]
@@ -71,12 +67,8 @@ def _is_transaction_control(words: tuple[str, ...], dialect: str) -> bool:
     return first == "END" and dialect == "postgresql"
 
 
-def needs_own_transaction(sql: str, dialect: str) -> bool:
-    """True for statements the engine refuses inside a transaction block."""
-    return _needs_own_transaction(head_words(sql), dialect)
-
-
 def _needs_own_transaction(words: tuple[str, ...], dialect: str) -> bool:
+    """True for statements the engine refuses inside a transaction block."""
     if dialect == "postgresql" and words[:1] == ("REINDEX",) and "CONCURRENTLY" in words:
         return True
     return any(words[: len(prefix)] == prefix for prefix in _NON_TRANSACTIONAL[dialect])
@@ -84,8 +76,12 @@ def _needs_own_transaction(words: tuple[str, ...], dialect: str) -> bool:
 
 def commits_implicitly(sql: str, dialect: str) -> bool:
     """True where the engine commits the open transaction around this statement (MySQL DDL)."""
-    words = head_words(sql, 1)
-    return dialect == "mysql" and bool(words) and words[0] in _MYSQL_IMPLICIT_COMMIT
+    if dialect != "mysql":
+        return False
+    words = head_words(sql, 2)
+    if words[1:] == ("TEMPORARY",):
+        return False  # CREATE/DROP TEMPORARY TABLE stay inside the transaction
+    return bool(words) and words[0] in _MYSQL_IMPLICIT_COMMIT
 
 
 def check_statements(statements: Sequence[Statement], *, path: Path, dialect: str,
