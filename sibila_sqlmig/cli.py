@@ -176,7 +176,8 @@ def _show_plan(result: Any, out: _Output, args: argparse.Namespace) -> None:
         mode = "one transaction" if prepared.transactional else "transaction: false"
         statements = prepared.statements()
         out.line(f"would {verb} {prepared.version} {prepared.migration.description} "
-                 f"({prepared.path}, {len(statements)} statements, {mode})", always=True)
+                 f"({prepared.path}, {len(statements)} statement"
+                 f"{'' if len(statements) == 1 else 's'}, {mode})", always=True)
         for statement in statements:
             text = statement.sql.replace("\n", "\n" + " " * 12)
             out.line(f"  line {statement.line:>4}: {text}", always=True)
