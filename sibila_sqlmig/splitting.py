@@ -175,7 +175,7 @@ class _Splitter:
             if self.delimiter == ";" and _COMPOUND_HEAD[self.dialect].match(text, start):
                 end = self._compound_end(start)
             else:
-                end = self._piece_end(start, None)
+                end = self._piece_end(start)
             sql = text[start:end].rstrip()
             statements.append(Statement(sql, self._line_at(start), start))
             pos = end + len(self.delimiter)
@@ -238,25 +238,31 @@ class _Splitter:
                 return pos
         return len(text)
 
-    def _piece_end(self, pos: int, spans: list[tuple[str, int, int]] | None) -> int:
-        """Index of the next delimiter outside strings and comments (or the text's end)."""
+    def _piece_end(self, pos: int) -> int:
+        """Index of the next delimiter outside strings and comments (or the text's end).
+
+        Plain runs are skipped in C; only what needs a decision comes back here.
+        """
+        text, delimiter = self.text, self.delimiter
+        size, plain_run = len(text), self._plain_run.match
+        while True:
+            pos = plain_run(text, pos).end()  # type: ignore[union-attr]  # matches ""
+            if pos >= size:
+                return size
+            if text.startswith(delimiter, pos):
+                return pos
+            end, _ = self._opaque_end(pos)
+            if end is None:
+                pos += 1  # a lone "-", "/", "$", or the E of PostgreSQL's E'...'
+                if text.startswith("'", pos):  # the quote after an E: let it decide
+                    end, _ = self._opaque_end(pos)
+                    pos = end if end is not None else pos + 1
+            else:
+                pos = end
+
+    def _piece_end_with_spans(self, pos: int, spans: list[tuple[str, int, int]]) -> int:
+        """Like _piece_end, noting each string, name and comment stepped over."""
         text, delimiter, search = self.text, self.delimiter, self._special.search
-        if spans is None:  # the fast path: no spans needed, skip plain runs in C
-            size, plain_run = len(text), self._plain_run.match
-            while True:
-                pos = plain_run(text, pos).end()  # type: ignore[union-attr]  # matches ""
-                if pos >= size:
-                    return size
-                if text.startswith(delimiter, pos):
-                    return pos
-                end, _ = self._opaque_end(pos)
-                if end is None:
-                    pos += 1  # a lone "-", "/", "$", or the E of PostgreSQL's E'...'
-                    if text.startswith("'", pos):  # the quote after an E: let it decide
-                        end, _ = self._opaque_end(pos)
-                        pos = end if end is not None else pos + 1
-                else:
-                    pos = end
         while True:
             found = search(text, pos)
             if found is None:
@@ -268,8 +274,7 @@ class _Splitter:
             if end is None:
                 pos = i + 1
                 continue
-            if spans is not None:
-                spans.append((kind, i, end))
+            spans.append((kind, i, end))
             pos = end
 
     def _opaque_end(self, i: int) -> tuple[int | None, str]:
@@ -319,7 +324,7 @@ class _Splitter:
         pos = start
         while True:
             spans: list[tuple[str, int, int]] = []
-            end = self._piece_end(pos, spans)
+            end = self._piece_end_with_spans(pos, spans)
             at_end = end >= len(self.text)
             if tracker.feed(self._masked(pos, end, spans), final=at_end) or at_end:
                 return end
