@@ -140,3 +140,26 @@ def test_repo_config_points_at_sibilas_database(tmp_path: Path) -> None:
                                            cwd=tmp_path)
     assert settings.database.path == str(ROOT / "data" / ".sqlite" / "sqlite.db")
     assert settings.migrations_dir == ROOT / "migrations"
+
+
+def test_read_only_commands_never_create_the_database(sibila: tuple[str, Path], cli) -> None:
+    url, migrations = sibila
+    path = Path(url.removeprefix("sqlite:///"))
+    args = ["--database", url, "--migrations", str(migrations)]
+    for command in (["status"], ["verify"], ["migrate", "--dry-run"], ["status", "--json"]):
+        assert cli(*command, *args).code == 0
+    nothing = cli("rollback", "--dry-run", *args)
+    assert nothing.code == 1 and "Nothing to roll back" in nothing.err
+    assert not path.exists()
+
+
+def test_baseline_and_repair_edge_cases(sibila: tuple[str, Path], cli) -> None:
+    url, migrations = sibila
+    args = ["--database", url, "--migrations", str(migrations)]
+    unknown = cli("baseline", "42", *args)
+    assert unknown.code == 2 and "baseline 42: no such version" in unknown.err
+    assert cli("baseline", "1", *args).code == 0
+    again = cli("baseline", "1", *args)
+    assert again.code == 0 and "Nothing to record" in again.out
+    repaired = cli("repair", *args)
+    assert repaired.code == 0 and "Nothing to repair" in repaired.out
