@@ -115,15 +115,15 @@ class RepairResult(NamedTuple):
     forgotten: list[str]  # rows of missing versions deleted (forget_missing)
 
 
-def _prepare_up(plan: list[Migration], dialect: str) -> list[PreparedFile]:
-    from .runner import prepare_up
+def _prepare(direction: str, plan: Sequence[Any], dialect: str) -> list[PreparedFile]:
+    """Read every header of the plan (all problems at once), then read, split and check
+    its files. The runner is imported here: a no-op run never needs it."""
+    from .runner import prepare_down, prepare_up
 
-    return prepare_up(plan, dialect)
-
-
-def _prepare_down(plan: list[VersionStatus], dialect: str) -> list[PreparedFile]:
-    from .runner import prepare_down
-
+    if direction == UP:
+        load_headers(list(plan))
+        return prepare_up(plan, dialect)
+    load_headers([entry.migration for entry in plan if entry.migration])
     return prepare_down(plan, dialect)
 
 
@@ -165,49 +165,39 @@ class Migrator:
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
                 out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
         """Apply pending versions in order (up to ``to``); see DESIGN.md section 5."""
-        migrations = discover(self.settings.migrations_dir, headers=False)
-        with self._session() as backend:
-            exists = backend.connect(create=False)
-            report = build_status(migrations, backend.read_applied() if exists else [])
-            plan = plan_migrate(report, target=to, out_of_order=out_of_order)
-            load_headers(plan)  # what will run, every problem at once
-            files = _prepare_up(plan, backend.dialect)
-            if dry_run or not plan:
-                return RunResult(UP, dry_run, files)
-            if not exists:
-                backend.connect(create=True)
-            with self._locked(backend):
-                report = build_status(migrations, backend.read_applied())
-                again = plan_migrate(report, target=to, out_of_order=out_of_order)
-                if [m.number for m in again] != [m.number for m in plan]:
-                    files = _prepare_up(again, backend.dialect)
-                from .runner import mysql_ddl_warning, run_files
-
-                warning = mysql_ddl_warning(backend, files)
-                steps = run_files(backend, files, progress)
-                return RunResult(UP, False, files, steps, [warning] if warning else [])
+        return self._plan_and_run(
+            UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order),
+            dry_run, progress)
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
                  dry_run: bool = False, progress: Progress | None = None) -> RunResult:
         """Run down.sql of the newest applied versions (one by default)."""
+        return self._plan_and_run(
+            DOWN, lambda report: plan_rollback(report, steps=steps, target=to),
+            dry_run, progress)
+
+    def _plan_and_run(self, direction: str, make_plan: Callable[[StatusReport], Sequence[Any]],
+                      dry_run: bool, progress: Progress | None) -> RunResult:
         migrations = discover(self.settings.migrations_dir, headers=False)
         with self._session() as backend:
             exists = backend.connect(create=False)
-            report = build_status(migrations, backend.read_applied() if exists else [])
-            plan = plan_rollback(report, steps=steps, target=to)
-            load_headers([entry.migration for entry in plan if entry.migration])
-            files = _prepare_down(plan, backend.dialect)
+            plan = make_plan(build_status(migrations, backend.read_applied() if exists else []))
+            if not plan:
+                return RunResult(direction, dry_run, [])  # a no-op never imports the runner
+            files = _prepare(direction, plan, backend.dialect)
             if dry_run:
-                return RunResult(DOWN, True, files)
+                return RunResult(direction, True, files)
+            if not exists:
+                backend.connect(create=True)
             with self._locked(backend):
-                report = build_status(migrations, backend.read_applied())
-                again = plan_rollback(report, steps=steps, target=to)
-                if [e.number for e in again] != [e.number for e in plan]:
-                    files = _prepare_down(again, backend.dialect)
-                from .runner import run_files
+                again = make_plan(build_status(migrations, backend.read_applied()))
+                if [item.number for item in again] != [item.number for item in plan]:
+                    files = _prepare(direction, again, backend.dialect)
+                from .runner import mysql_ddl_warning, run_files
 
-                done = run_files(backend, files, progress)
-                return RunResult(DOWN, False, files, done)
+                warning = mysql_ddl_warning(backend, files) if direction == UP else None
+                steps = run_files(backend, files, progress)
+                return RunResult(direction, False, files, steps, [warning] if warning else [])
 
     def baseline(self, version: str) -> list[str]:
         """Record versions up to ``version`` as applied without running them."""

@@ -119,7 +119,7 @@ class _Preparation:
         self.refusals: list[Problem] = []
 
     def read(self, migration: Migration, direction: str,
-             row_version: str) -> tuple[list[Statement], PreparedFile] | None:
+             row_version: str) -> PreparedFile | None:
         """Read, split and check one file; None (and a problem noted) if it cannot run."""
         path = migration.up_path if direction == UP else migration.down_path
         hashing: _BackgroundHash | None = None
@@ -153,8 +153,8 @@ class _Preparation:
         implicit = any(commits_implicitly(s.sql, self.dialect) for s in statements)
         kept = statements if len(text) <= SMALL_FILE else None
         checksum = migration.checksum if direction == UP else ""  # down: no row to write
-        return statements, PreparedFile(migration, direction, path, bounds, stamp, checksum,
-                                        row_version, implicit, kept)
+        return PreparedFile(migration, direction, path, bounds, stamp, checksum, row_version,
+                            implicit, kept)
 
     def finish(self) -> list[PreparedFile]:
         if self.problems:
@@ -168,11 +168,10 @@ def prepare_up(migrations: Sequence[Migration], dialect: str) -> list[PreparedFi
     """Read, split and check the up.sql of every version to apply."""
     work = _Preparation(dialect)
     for migration in migrations:
-        read = work.read(migration, UP, migration.version)
-        if read is None:
+        prepared = work.read(migration, UP, migration.version)
+        if prepared is None:
             continue
-        statements, prepared = read
-        if not statements:
+        if not prepared.bounds:
             work.problems.append(Problem(prepared.path, "holds no SQL statement"))
             continue
         work.files.append(prepared)
@@ -185,11 +184,10 @@ def prepare_down(entries: Sequence[VersionStatus], dialect: str) -> list[Prepare
     for entry in entries:
         migration, row = entry.migration, entry.row
         assert migration is not None and row is not None, "plan_rollback guarantees both"
-        read = work.read(migration, DOWN, row.version)
-        if read is None:
+        prepared = work.read(migration, DOWN, row.version)
+        if prepared is None:
             continue
-        statements, prepared = read
-        if not statements:
+        if not prepared.bounds:
             raise RollbackRefused(
                 f"Cannot roll back {migration.version} ({migration.description}): "
                 f"{prepared.path} holds only comments, so this version is marked "

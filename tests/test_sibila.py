@@ -163,3 +163,21 @@ def test_baseline_and_repair_edge_cases(sibila: tuple[str, Path], cli) -> None:
     assert again.code == 0 and "Nothing to record" in again.out
     repaired = cli("repair", *args)
     assert repaired.code == 0 and "Nothing to repair" in repaired.out
+
+
+def test_a_no_op_migrate_imports_neither_the_runner_nor_yaml(sibila: tuple[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    url, migrations = sibila
+    assert run_migrations(database=url, migrations_dir=migrations) is True
+    script = ("import sys\nfrom sibila_sqlmig.cli import main\n"
+              f"code = main(['migrate', '--database', {url!r}, '--migrations', "
+              f"{str(migrations)!r}, '--config', '/dev/null', '-q'])\n"
+              "loaded = {'sibila_sqlmig.runner', 'sibila_sqlmig.splitting', 'sqlparse', "
+              "'yaml'} & set(sys.modules)\n"
+              "print(sorted(loaded)); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
