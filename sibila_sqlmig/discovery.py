@@ -113,10 +113,6 @@ class Migration:
     def down_path(self) -> Path:
         return self.folder / DOWN_FILE
 
-    @property
-    def header_path(self) -> Path:
-        return self.folder / HEADER_FILE
-
 
 def parse_version_folder(name: str) -> tuple[str, int] | None:
     """``("001", 1)`` for ``001_slug``; None when the name is not a version folder."""
@@ -248,11 +244,6 @@ def _read_bytes(file: str) -> bytes:
         return stream.read()
 
 
-def _read_stamped(file: str | Path) -> tuple[bytes, Stamp]:
-    with open(file, "rb") as stream:
-        return stream.read(), _stamp(stream)
-
-
 def _read_text(file: str, problems: list[Problem]) -> str | None:
     try:
         return decode_sql(file, normalise_sql_bytes(_read_bytes(file)))
@@ -317,8 +308,8 @@ _ONLY_COMMENTS = re.compile(rb"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
 
 def read_sql_bytes(path: Path) -> tuple[bytes, Stamp]:
     """The normalised bytes of a SQL file and its size and mtime, read from disk now."""
-    raw, stamp = _read_stamped(path)
-    return normalise_sql_bytes(raw), stamp
+    with open(path, "rb") as stream:
+        return normalise_sql_bytes(stream.read()), _stamp(stream)
 
 
 def decode_sql_file(path: Path, data: bytes) -> str:
