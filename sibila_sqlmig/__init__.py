@@ -36,7 +36,7 @@ _EXPORTS = {
     "SqlmigError": "errors",
     "StatementError": "errors",
     "UsageError": "errors",
-    "State": "planner",
+    "State": "model",
     "StepResult": "runner",
     "Statement": "splitting",
     "split_sql": "splitting",
@@ -102,6 +102,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         StatementError,
         UsageError,
     )
-    from .planner import State
+    from .model import State
     from .runner import StepResult
     from .splitting import Statement, split_sql

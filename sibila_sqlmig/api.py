@@ -9,25 +9,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
-from .discovery import Migration, discover, load_headers
+from .discovery import discover, read_headers
 from .errors import DatabaseError
-from .planner import (
-    DOWN,
-    UP,
-    State,
-    StatusReport,
-    VersionStatus,
-    build_status,
-    plan_baseline,
-    plan_migrate,
-    plan_rollback,
-)
+from .model import DOWN, UP, Migration, Plan, State, StatusReport, VersionStatus
+from .planner import build_status, plan_baseline, plan_migrate, plan_rollback
 
 if TYPE_CHECKING:
-    from .runner import PreparedFile, Progress, StepResult
+    from .prepare import PreparedFile
+    from .runner import Progress, StepResult
 
-# runner (and with it splitting and the checks) is imported only when there is
-# something to run: a no-op migrate and status never need it.
+# prepare and runner (and with them sqlparse and the checks) are imported only when
+# there is something to run: a no-op migrate and status never need them.
 
 
 class RunResult(NamedTuple):
@@ -40,23 +32,34 @@ class RunResult(NamedTuple):
     warnings: Sequence[str] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``--dry-run --json`` (documented in README)."""
-        return {
+        """The JSON shape of ``--dry-run --json`` (documented in README); a real run
+        adds its steps. Reads nothing: a dry run keeps every statement it shows."""
+        result: dict[str, Any] = {
             "direction": self.direction,
             "dry_run": self.dry_run,
             "migrations": [
                 {
                     "version": prepared.version,
-                    "description": prepared.migration.description,
+                    "description": prepared.description,
                     "file": str(prepared.path),
                     "transaction": prepared.transactional,
-                    "statements": [{"line": s.line, "sql": s.sql}
-                                   for s in prepared.statements()],
+                    "statements": _statements_dict(prepared),
                 }
                 for prepared in self.planned
             ],
             "warnings": list(self.warnings),
         }
+        if not self.dry_run:
+            result["steps"] = [step._asdict() for step in self.steps]
+        return result
+
+
+def _statements_dict(prepared: PreparedFile) -> list[dict[str, Any]]:
+    """Each statement's line and SQL; of a large file that ran, its lines only."""
+    if prepared.statements is None:
+        return [{"line": line} for _, _, line in prepared.bounds]
+    return [{"line": statement.line, "sql": statement.sql}
+            for statement in prepared.statements]
 
 
 class StatusResult(NamedTuple):
@@ -84,7 +87,7 @@ def _entry_dict(entry: VersionStatus) -> dict[str, Any]:
         "state": entry.state.value,
         "applied_at": entry.row.applied_at if entry.row else None,
         "checksum": entry.row.checksum if entry.row else None,
-        "file_checksum": entry.migration.checksum if entry.migration else None,
+        "file_checksum": entry.migration.up.checksum if entry.migration else None,
         "out_of_order": entry.out_of_order,
     }
 
@@ -115,18 +118,6 @@ class RepairResult(NamedTuple):
     forgotten: list[str]  # rows of missing versions deleted (forget_missing)
 
 
-def _prepare(direction: str, plan: Sequence[Any], dialect: str) -> list[PreparedFile]:
-    """Read every header of the plan (all problems at once), then read, split and check
-    its files. The runner is imported here: a no-op run never needs it."""
-    from .runner import prepare_down, prepare_up
-
-    if direction == UP:
-        load_headers(list(plan))
-        return prepare_up(plan, dialect)
-    load_headers([entry.migration for entry in plan if entry.migration])
-    return prepare_down(plan, dialect)
-
-
 class Migrator:
     """Migrations of one database, configured like the command line."""
 
@@ -139,7 +130,7 @@ class Migrator:
 
     def status(self) -> StatusResult:
         """The state of every version; never writes to the database."""
-        migrations = discover(self.settings.migrations_dir)
+        migrations = self._discover()
         with self._session() as backend:
             rows = backend.read_applied() if backend.connect(create=False) else []
         return StatusResult(self.settings.database.redacted(), str(self.settings.table),
@@ -176,63 +167,57 @@ class Migrator:
             DOWN, lambda report: plan_rollback(report, steps=steps, target=to),
             dry_run, progress)
 
-    def _plan_and_run(self, direction: str, make_plan: Callable[[StatusReport], Sequence[Any]],
+    def _plan_and_run(self, direction: str, make_plan: Callable[[StatusReport], Plan],
                       dry_run: bool, progress: Progress | None) -> RunResult:
-        migrations = discover(self.settings.migrations_dir, headers=False)
+        migrations = self._discover(headers=False)
         with self._session() as backend:
             exists = backend.connect(create=False)
             plan = make_plan(build_status(migrations, backend.read_applied() if exists else []))
-            if not plan:
+            if not plan.steps:
                 return RunResult(direction, dry_run, [])  # a no-op never imports the runner
-            files = _prepare(direction, plan, backend.dialect)
+            files = _prepare(plan, backend, dry_run)
             if dry_run:
                 return RunResult(direction, True, files)
             if not exists:
                 backend.connect(create=True)
             with self._locked(backend):
                 again = make_plan(build_status(migrations, backend.read_applied()))
-                if [item.number for item in again] != [item.number for item in plan]:
-                    files = _prepare(direction, again, backend.dialect)
-                from .runner import mysql_ddl_warning, run_files
+                if again.numbers != plan.numbers:
+                    files = _prepare(again, backend, False)
+                from .runner import implicit_commit_notice, run_files
 
-                warning = mysql_ddl_warning(backend, files) if direction == UP else None
+                notice = implicit_commit_notice(files)
                 steps = run_files(backend, files, progress)
-                return RunResult(direction, False, files, steps, [warning] if warning else [])
+                return RunResult(direction, False, files, steps, [notice] if notice else [])
 
     def baseline(self, version: str) -> list[str]:
         """Record versions up to ``version`` as applied without running them."""
-        migrations = discover(self.settings.migrations_dir)
+        migrations = self._discover()
         with self._session() as backend, self._locked(backend, create=True):
-            report = build_status(migrations, backend.read_applied())
-            marked = plan_baseline(report, version)
-
-            def record() -> None:
+            marked = plan_baseline(build_status(migrations, backend.read_applied()), version)
+            with backend.transaction():
                 for migration in marked:
-                    backend.record(migration.version, migration.description,
-                                   migration.checksum)
-
-            self._in_transaction(backend, record)
+                    assert migration.header is not None  # discovered with headers
+                    backend.record(migration.version, migration.header.description,
+                                   migration.up.checksum)
             return [migration.version for migration in marked]
 
     def repair(self, *, forget_missing: bool = False) -> RepairResult:
         """Accept the checksums on disk for edited versions, fill NULL ones, and with
         ``forget_missing`` delete the rows of versions whose folder is gone."""
-        migrations = discover(self.settings.migrations_dir)
+        migrations = self._discover()
         with self._session() as backend, self._locked(backend, create=True):
             report = build_status(migrations, backend.read_applied())
             edited = report.having(State.EDITED)
             unverified = report.having(State.UNVERIFIED)
             missing = report.having(State.MISSING) if forget_missing else []
-
-            def apply() -> None:
+            with backend.transaction():
                 for entry in edited + unverified:
                     assert entry.migration is not None and entry.row is not None
-                    backend.set_checksum(entry.row.version, entry.migration.checksum)
+                    backend.set_checksum(entry.row.version, entry.migration.up.checksum)
                 for entry in missing:
                     assert entry.row is not None
                     backend.unrecord(entry.row.version)
-
-            self._in_transaction(backend, apply)
             return RepairResult([e.version for e in edited], [e.version for e in unverified],
                                 [e.version for e in missing])
 
@@ -244,6 +229,10 @@ class Migrator:
                               style=self.settings.version_style)
 
     # --- helpers -----------------------------------------------------------------------
+
+    def _discover(self, *, headers: bool = True) -> list[Migration]:
+        return discover(self.settings.migrations_dir, self.settings.database.dialect,
+                        headers=headers)
 
     def pending(self) -> list[Migration]:
         """The versions ``migrate`` would apply now, ignoring refusals."""
@@ -280,13 +269,13 @@ class Migrator:
                                     f"{backend.error_message(error)}") from None
             yield
 
-    @staticmethod
-    def _in_transaction(backend: Backend, work: Callable[[], None]) -> None:
-        backend.begin()
-        try:
-            work()
-            backend.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                backend.rollback()
-            raise
+
+def _prepare(plan: Plan, backend: Backend, keep_statements: bool) -> list[PreparedFile]:
+    """Read the headers of the plan's versions (every problem at once), then read, split
+    and check its files. ``prepare`` is imported here: a no-op run never needs it."""
+    from .prepare import prepare
+
+    with_headers = read_headers([step.migration for step in plan.steps])
+    steps = tuple(step._replace(migration=migration)
+                  for step, migration in zip(plan.steps, with_headers, strict=True))
+    return prepare(plan._replace(steps=steps), backend, keep_statements=keep_statements)

@@ -140,7 +140,8 @@ def _print_json(data: Any) -> None:
 
 
 def _status(args: argparse.Namespace, out: _Output) -> int:
-    from .planner import State, drift_problems
+    from .model import State
+    from .planner import drift_problems
 
     result = _migrator(args).status()
     if args.json:
@@ -174,8 +175,8 @@ def _show_plan(result: Any, out: _Output, args: argparse.Namespace) -> None:
         out.line(f"Nothing to {verb}.", always=True)
     for prepared in result.planned:
         mode = "one transaction" if prepared.transactional else "transaction: false"
-        statements = prepared.statements()
-        out.line(f"would {verb} {prepared.version} {prepared.migration.description} "
+        statements = prepared.statements  # a dry run keeps them all
+        out.line(f"would {verb} {prepared.version} {prepared.description} "
                  f"({prepared.path}, {len(statements)} statement"
                  f"{'' if len(statements) == 1 else 's'}, {mode})", always=True)
         for statement in statements:

@@ -15,7 +15,7 @@ from typing import Any
 from .api import Migrator
 from .config import load_settings
 from .errors import ConfigError, SqlmigError
-from .planner import State, StatusReport
+from .model import State, StatusReport
 
 logger = logging.getLogger("sibila_sqlmig")
 

@@ -1,117 +1,35 @@
-"""Reading the migrations folder into Migration objects (DESIGN.md section 1).
+"""The migrations folder -> Migration values (DESIGN section 1).
 
 Every problem in the folder is collected and reported at once, each with
 its path (and line, for YAML and encoding errors), so one run shows the
 whole list to fix. Nothing here touches a database.
+
+Two named steps read the disk: ``discover`` (folder names, every up.sql:
+its checksum, and whether it holds a statement) and ``read_headers``
+(migration.yaml and the presence of down.sql). ``migrate`` reads the
+headers only of the versions it will run: an applied version's up.sql is
+hashed, and nothing else of it can matter any more.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from .checksums import checksum_of_normalised, normalise_sql_bytes
 from .errors import MigrationFilesError, Problem
-from .yamlfast import load_yaml, yaml_error_line, yaml_error_text
+from .model import DOWN_FILE, HEADER_FILE, UP_FILE, Header, Migration
+from .splitting import has_statement
+from .sqlfile import MISSING, read_sql_file, read_text
+from .yamlfile import YamlProblem, read_mapping
 
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
-HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
-HEADER_KEYS = {"description": str, "transaction": bool}
-CHANGED = "changed while sibila-sqlmig was running; run the command again"
-_MISSING = "missing; every version folder needs migration.yaml, up.sql and down.sql"
-# Small up.sql files are read once: discovery keeps the text it hashed, and that text
-# is what runs. Larger ones (data migrations) are read again when they run, one at a
-# time, so memory stays near the largest file.
-SMALL_FILE = 64 * 1024
+HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool}
+# The text of small up.sql files is kept (it is what runs) up to this much in all.
 KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
-
-
-Stamp = tuple[int, int]
-
-
-def _stamp(stream: BinaryIO) -> Stamp:
-    status = os.fstat(stream.fileno())
-    return status.st_size, status.st_mtime_ns
-
-
-class Migration:
-    """One version folder. ``checksum`` is the normalised SHA-256 of up.sql.
-
-    The header (migration.yaml, and the presence of down.sql) is read when first
-    needed, or up front for many versions at once by ``load_headers``, which
-    reports every problem together: a no-op ``migrate`` hashes each up.sql and
-    reads nothing else of an applied version. A large up.sql is hashed when its
-    checksum is first needed (for an applied version: when its state is
-    worked out; for a pending one: by the runner, while it splits the file).
-    """
-
-    __slots__ = ("_checksum", "_header", "location", "number", "up_stamp", "up_text",
-                 "version")
-
-    def __init__(self, version: str, number: int, location: str, checksum: str | None,
-                 up_stamp: Stamp, up_text: str | None = None,
-                 header: dict[str, Any] | None = None) -> None:
-        self.version = version
-        self.number = number
-        self.location = location  # the folder's path; a string, cheaper than a Path
-        self.up_stamp = up_stamp  # size and mtime of up.sql when first read
-        self.up_text = up_text  # the normalised text that was hashed, kept if small
-        self._checksum = checksum
-        self._header = header
-
-    def __repr__(self) -> str:
-        return f"Migration({self.version!r}, {self.location!r})"
-
-    @property
-    def checksum(self) -> str:
-        """The normalised SHA-256 of up.sql (refused if the file changed since discovery)."""
-        if self._checksum is None:
-            data, stamp = read_sql_bytes(self.up_path)
-            self.remember_checksum(stamp, checksum_of_normalised(data))
-        assert self._checksum is not None
-        return self._checksum
-
-    @property
-    def has_checksum(self) -> bool:
-        """True once up.sql has been hashed (always for a small file)."""
-        return self._checksum is not None
-
-    def remember_checksum(self, stamp: Stamp, checksum: str) -> None:
-        """Record the checksum of up.sql as read with ``stamp``."""
-        if stamp != self.up_stamp:
-            raise MigrationFilesError([Problem(self.up_path, CHANGED)])
-        self._checksum = checksum
-
-    @property
-    def header(self) -> dict[str, Any]:
-        """The validated migration.yaml; raises MigrationFilesError if it is invalid."""
-        if self._header is None:
-            load_headers([self])
-        assert self._header is not None
-        return self._header
-
-    @property
-    def description(self) -> str:
-        return str(self.header["description"])
-
-    @property
-    def transaction(self) -> bool:
-        return bool(self.header.get("transaction", True))
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.location)
-
-    @property
-    def up_path(self) -> Path:
-        return self.folder / UP_FILE
-
-    @property
-    def down_path(self) -> Path:
-        return self.folder / DOWN_FILE
 
 
 def parse_version_folder(name: str) -> tuple[str, int] | None:
@@ -120,31 +38,20 @@ def parse_version_folder(name: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(1))) if match else None
 
 
-def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
+def discover(migrations_dir: Path, dialect: str, *, headers: bool = True) -> list[Migration]:
     """All versions in ``migrations_dir``, ordered by their integer version.
 
-    Folder names, duplicate numbers and every up.sql are always checked; with
-    ``headers`` every migration.yaml and down.sql too (else see load_headers).
-    Raises MigrationFilesError listing every problem found.
+    Folder names, duplicate numbers and every up.sql (UTF-8, holds a statement of
+    ``dialect``) are always checked; with ``headers`` every migration.yaml and
+    down.sql too (else see ``read_headers``). Raises MigrationFilesError listing
+    every problem found.
     """
     problems: list[Problem] = []
-    try:
-        entries = sorted(os.scandir(migrations_dir), key=lambda entry: entry.name)
-    except FileNotFoundError:
-        raise MigrationFilesError([Problem(migrations_dir, (
-            "the migrations folder does not exist; create it (sibila-sqlmig create "
-            "\"Description\" does) or point --migrations / SIBILA_SQLMIG_MIGRATIONS at it"))]) \
-            from None
-    except NotADirectoryError:
-        raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
     by_number: dict[int, str] = {}
     migrations: list[Migration] = []
     budget = KEPT_TEXT_BUDGET
-    for entry in entries:
-        if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS or not entry.is_dir():
-            continue  # README.md, .gitkeep and other files are documentation
-        folder = entry.path
-        parsed = parse_version_folder(entry.name)
+    for name, folder in _version_folders(migrations_dir, problems):
+        parsed = parse_version_folder(name)
         if parsed is None:
             problems.append(Problem(Path(folder), (
                 "folder name does not match NNN_slug (digits, underscore, letters/digits/_-); "
@@ -154,173 +61,146 @@ def discover(migrations_dir: Path, *, headers: bool = True) -> list[Migration]:
         if number in by_number:
             problems.append(Problem(Path(folder), (
                 f"duplicate version {number}: {os.path.basename(by_number[number])} has the "
-                "same number; "
-                "renumber one of them")))
+                "same number; renumber one of them")))
             continue
         by_number[number] = folder
-        migration = _read_version(folder, version, number, problems)
+        migration = _read_version(folder, version, number, dialect, problems)
         if migration is None:
             continue
-        if migration.up_text is not None:
-            if len(migration.up_text) <= budget:
-                budget -= len(migration.up_text)
-            else:
-                migration.up_text = None  # past the budget: read again when it runs
+        text = migration.up.text
+        if text is not None:
+            if len(text) <= budget:
+                budget -= len(text)
+            else:  # past the budget: read again when it runs
+                migration = migration._replace(up=migration.up._replace(text=None))
         migrations.append(migration)
     if headers or problems:  # failing anyway: report the headers' problems too
-        problems += _header_problems(migrations)
+        migrations = _with_headers(migrations, problems)
     if problems:
         raise MigrationFilesError(problems)
     migrations.sort(key=lambda migration: migration.number)
     return migrations
 
 
-def load_headers(migrations: list[Migration]) -> None:
-    """Read and validate the headers of ``migrations``, reporting every problem at once."""
-    problems = _header_problems(migrations)
+def read_headers(migrations: Sequence[Migration]) -> list[Migration]:
+    """The same versions with their headers read; raises MigrationFilesError listing
+    every problem of them at once."""
+    problems: list[Problem] = []
+    result = _with_headers(migrations, problems)
     if problems:
         raise MigrationFilesError(problems)
+    return result
 
 
-def _header_problems(migrations: list[Migration]) -> list[Problem]:
-    problems: list[Problem] = []
-    for migration in migrations:
-        if migration._header is not None:
-            continue
-        folder = migration.location
-        present = set(os.listdir(folder))
-        for required in (HEADER_FILE, DOWN_FILE):
-            if required not in present:
-                problems.append(Problem(Path(folder, required), _MISSING))
-        if HEADER_FILE in present:
-            migration._header = _read_header(os.path.join(folder, HEADER_FILE), problems)
-    return problems
+def _version_folders(migrations_dir: Path, problems: list[Problem]) -> list[tuple[str, str]]:
+    """(name, path) of every folder in ``migrations_dir`` that may be a version, by name.
 
-
-def _read_version(folder: str, version: str, number: int,
-                  problems: list[Problem]) -> Migration | None:
-    # Plain strings: this runs for every version on every command, so it avoids
-    # pathlib's per-join cost, and reads only up.sql (see Migration).
-    up = _check_up_sql(os.path.join(folder, UP_FILE), problems)
-    if up is None:
-        present = set(os.listdir(folder))  # on this failure path, report the rest too
-        problems += [Problem(Path(folder, name), _MISSING)
-                     for name in (HEADER_FILE, DOWN_FILE) if name not in present]
-        return None
-    return Migration(version, number, folder, *up)
-
-
-def _read_header(file: str, problems: list[Problem]) -> dict[str, Any] | None:
-    text = _read_text(file, problems)
-    if text is None:
-        return None
-    try:
-        data = load_yaml(text)
-    except Exception as error:  # yaml.YAMLError; PyYAML is imported only when needed
-        problems.append(Problem(Path(file), f"invalid YAML: {yaml_error_text(error)}",
-                                yaml_error_line(error)))
-        return None
-    if not isinstance(data, dict):
-        problems.append(Problem(Path(file), "must be a mapping such as 'description: Add users'"))
-        return None
-    found = len(problems)
-    for key, value in data.items():
-        expected = HEADER_KEYS.get(key) if isinstance(key, str) else None
-        if expected is None:
-            problems.append(Problem(Path(file), f"unknown key {key!r}; the keys are "
-                                    f"{', '.join(HEADER_KEYS)} (check the spelling)"))
-        elif not isinstance(value, expected):
-            problems.append(Problem(Path(file), f"{key!r} must be a {expected.__name__}, "
-                                    f"not {value!r}"))
-    if "description" not in data:
-        problems.append(Problem(Path(file), "missing the required key 'description'"))
-    elif isinstance(data["description"], str) and not data["description"].strip():
-        problems.append(Problem(Path(file), "'description' is empty"))
-    return data if len(problems) == found else None
-
-
-def _read_bytes(file: str) -> bytes:
-    with open(file, "rb") as stream:
-        return stream.read()
-
-
-def _read_text(file: str, problems: list[Problem]) -> str | None:
-    try:
-        return decode_sql(file, normalise_sql_bytes(_read_bytes(file)))
-    except _DecodeProblem as problem:
-        problems.append(problem.problem)
-    except OSError as error:
-        problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
-    return None
-
-
-def _check_up_sql(file: str,
-                  problems: list[Problem]) -> tuple[str | None, Stamp, str | None] | None:
-    """Checksum, stamp and text of a small up.sql, once it is UTF-8 and holds a statement.
-
-    Of a large file only the beginning is read here: it is hashed when its checksum
-    is needed, and decoded (so checked for UTF-8) when it is about to run.
+    Symbolic links are followed, so a linked version folder works; a link that
+    loops or points nowhere is a problem, never a silent skip.
     """
     try:
-        with open(file, "rb") as stream:
-            stamp = _stamp(stream)
-            raw = stream.read(SMALL_FILE + 1)
-            if len(raw) > SMALL_FILE and _ONLY_COMMENTS.fullmatch(normalise_sql_bytes(raw)):
-                raw += stream.read()  # a long comment first: look at the whole file
-        data = normalise_sql_bytes(raw)
-        small = len(raw) <= SMALL_FILE
-        text = decode_sql(file, data) if small else None
-    except _DecodeProblem as problem:
-        problems.append(problem.problem)
-        return None
+        entries = sorted(os.scandir(migrations_dir), key=lambda entry: entry.name)
     except FileNotFoundError:
-        problems.append(Problem(Path(file), _MISSING))
-        return None
+        raise MigrationFilesError([Problem(migrations_dir, (
+            "the migrations folder does not exist; create it (sibila-sqlmig create "
+            "\"Description\" does) or point --migrations / SIBILA_SQLMIG_MIGRATIONS at it"))]) \
+            from None
+    except NotADirectoryError:
+        raise MigrationFilesError([Problem(migrations_dir, "is not a folder")]) from None
     except OSError as error:
-        problems.append(Problem(Path(file), f"cannot be read: {error.strerror}"))
-        return None
-    if _ONLY_COMMENTS.fullmatch(data):
-        problems.append(Problem(Path(file), "holds no SQL statement; write the change, or "
-                                "delete the version folder"))
-        return None
-    return (checksum_of_normalised(data) if small else None), stamp, text
+        raise MigrationFilesError([Problem(migrations_dir,
+                                           f"cannot be read: {error.strerror}")]) from None
+    folders = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name in _IGNORED_FOLDERS:
+            continue
+        try:
+            is_folder = entry.is_dir()  # follows a symbolic link
+        except OSError as error:  # a link loop: ELOOP
+            problems.append(Problem(Path(entry.path), (
+                f"is a symbolic link that cannot be followed ({error.strerror}); fix or "
+                "remove the link")))
+            continue
+        if is_folder:
+            folders.append((entry.name, entry.path))
+        elif entry.is_symlink() and not os.path.exists(entry.path):
+            problems.append(Problem(Path(entry.path), (
+                f"is a symbolic link to {os.readlink(entry.path)}, which does not exist; "
+                "fix or remove the link")))
+        # other files (README.md, .gitkeep) are documentation
+    return folders
 
 
-class _DecodeProblem(Exception):
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-
-
-def decode_sql(path: Path | str, data: bytes) -> str:
-    """Decode UTF-8 (a BOM is dropped); raises a Problem naming the line of a bad byte."""
+def _read_version(folder: str, version: str, number: int, dialect: str,
+                  problems: list[Problem]) -> Migration | None:
+    # Plain strings: this runs for every version on every command (see model.SqlFile).
+    up_location = os.path.join(folder, UP_FILE)
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise _DecodeProblem(Problem(Path(path), f"is not UTF-8 text (byte {error.start}); save it "
-                                     "as UTF-8", line)) from None
+        up, judged = read_sql_file(up_location)
+        empty = not has_statement(judged, dialect) and (
+            up.text is not None or not has_statement(read_text(up), dialect))
+    except MigrationFilesError as error:
+        problems += error.problems
+        present = set(os.listdir(folder))  # on this failure path, report the rest too
+        problems += [Problem(Path(folder, name), MISSING)
+                     for name in (HEADER_FILE, DOWN_FILE) if name not in present]
+        return None
+    if empty:
+        problems.append(Problem(Path(up_location), (
+            f"holds no SQL statement for {dialect}; write the change, or delete the "
+            "version folder")))
+        return None
+    return Migration(version, number, folder, up)
 
 
-# Only whitespace, ";" and comments of every dialect: a cheap, dialect-free test that
-# up.sql holds something; the splitter decides exactly.
-_ONLY_COMMENTS = re.compile(rb"(?:\s|--[^\n]*|#[^\n]*|/\*.*?\*/|;)*", re.S)
+def _with_headers(migrations: Sequence[Migration], problems: list[Problem]) -> list[Migration]:
+    """Each version with its header read (where it was not yet); problems noted."""
+    result = []
+    for migration in migrations:
+        if migration.header is None:
+            migration = migration._replace(header=_read_header(migration.location, problems))
+        result.append(migration)
+    return result
 
 
-def read_sql_bytes(path: Path) -> tuple[bytes, Stamp]:
-    """The normalised bytes of a SQL file and its size and mtime, read from disk now."""
-    with open(path, "rb") as stream:
-        return normalise_sql_bytes(stream.read()), _stamp(stream)
-
-
-def decode_sql_file(path: Path, data: bytes) -> str:
-    """Decode normalised bytes read from ``path``; MigrationFilesError if not UTF-8."""
+def _read_header(folder: str, problems: list[Problem]) -> Header | None:
+    present = set(os.listdir(folder))
+    for required in (HEADER_FILE, DOWN_FILE):
+        if required not in present:
+            problems.append(Problem(Path(folder, required), MISSING))
+    if HEADER_FILE not in present:
+        return None
+    path = Path(folder, HEADER_FILE)
     try:
-        return decode_sql(path, data)
-    except _DecodeProblem as problem:
-        raise MigrationFilesError([problem.problem]) from None
+        data = read_mapping(path)
+    except YamlProblem as problem:
+        problems.append(Problem(problem.path, problem.message, problem.line))
+        return None
+    return _validate_header(path, data or {}, problems)
 
 
-def read_sql(path: Path) -> tuple[str, Stamp]:
-    """The normalised text of a SQL file and its size and mtime, read from disk now."""
-    data, stamp = read_sql_bytes(path)
-    return decode_sql_file(path, data), stamp
+def _validate_header(path: Path, data: dict[str, Any], problems: list[Problem]) -> Header | None:
+    found = len(problems)
+    for key, value in data.items():
+        expected = HEADER_KEYS.get(key)
+        if expected is None:
+            problems.append(Problem(path, f"unknown key {key!r}; the keys are "
+                                    f"{', '.join(HEADER_KEYS)} (check the spelling)"))
+        elif not isinstance(value, expected):
+            problems.append(Problem(path, f"{key!r} must be a {expected.__name__}, "
+                                    f"not {_short(value)}"))
+    description = data.get("description")
+    if description is None:
+        problems.append(Problem(path, "missing the required key 'description'"))
+    elif isinstance(description, str) and not description.strip():
+        problems.append(Problem(path, "'description' is empty"))
+    if len(problems) > found:
+        return None
+    return Header(str(description), bool(data.get("transaction", True)))
+
+
+def _short(value: object) -> str:
+    """A value as the user wrote it, cut short (a YAML value may be large)."""
+    import reprlib
+
+    return reprlib.repr(value)

@@ -1,80 +1,35 @@
 """Pure logic: the state of every version, and what to apply or roll back.
 
 Versions on disk and rows in the tracking table are matched by their integer
-value, so a legacy row "1" is the folder "001". No I/O happens here.
+value, so a legacy row "1" is the folder "001". No I/O happens here: every
+input is a value (model.py), and the tests give it values made in memory.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from typing import NamedTuple
 
-from .discovery import Migration
 from .errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
-
-UP, DOWN = "up", "down"  # the two directions a file runs in
-
-
-class State(enum.StrEnum):
-    """Where a version stands, as ``status`` reports it."""
-
-    APPLIED = "applied"  # recorded, and up.sql matches the stored checksum
-    PENDING = "pending"  # on disk, not recorded
-    EDITED = "edited"  # recorded, but up.sql changed since
-    MISSING = "missing"  # recorded, but its folder is gone
-    UNVERIFIED = "unverified"  # recorded with a NULL checksum (Sibila's earlier system)
-
-
-class AppliedRow(NamedTuple):
-    """One row of the tracking table."""
-
-    version: str
-    description: str | None
-    applied_at: str | None
-    checksum: str | None
+from .model import (
+    DOWN,
+    UP,
+    AppliedRow,
+    Migration,
+    Plan,
+    PlanStep,
+    State,
+    StatusReport,
+    VersionStatus,
+)
 
 
-class VersionStatus(NamedTuple):
-    """The state of one version, with its folder and its row where they exist."""
-
-    version: str
-    number: int | None
-    state: State
-    migration: Migration | None = None
-    row: AppliedRow | None = None
-    out_of_order: bool = False  # pending, but older than the newest applied version
-
-    @property
-    def description(self) -> str:
-        if self.migration is not None:
-            return self.migration.description
-        return (self.row.description if self.row else None) or ""
-
-    @property
-    def is_recorded(self) -> bool:
-        return self.row is not None
-
-
-class StatusReport(NamedTuple):
-    """Every version known on disk or in the table, ordered by version."""
-
-    entries: list[VersionStatus]
-
-    def having(self, state: State) -> list[VersionStatus]:
-        return [entry for entry in self.entries if entry.state is state]
-
-    @property
-    def recorded(self) -> list[VersionStatus]:
-        return [entry for entry in self.entries if entry.is_recorded]
-
-    def find(self, version: str) -> VersionStatus | None:
-        """The entry whose version has the integer value of ``version``."""
-        number = _version_number(version)
-        for entry in self.entries:
-            if (number is not None and entry.number == number) or entry.version == version:
-                return entry
-        return None
+def find_version(report: StatusReport, version: str) -> VersionStatus | None:
+    """The entry whose version has the integer value of ``version``."""
+    number = _version_number(version)
+    for entry in report.entries:
+        if (number is not None and entry.number == number) or entry.version == version:
+            return entry
+    return None
 
 
 def _version_number(version: str) -> int | None:
@@ -95,7 +50,7 @@ def build_status(migrations: Sequence[Migration], rows: Sequence[AppliedRow]) ->
         matched.add(migration.number)
         if row.checksum is None:
             state = State.UNVERIFIED
-        elif row.checksum.lower() == migration.checksum:
+        elif row.checksum.lower() == migration.up.checksum:
             state = State.APPLIED
         else:
             state = State.EDITED
@@ -107,12 +62,12 @@ def build_status(migrations: Sequence[Migration], rows: Sequence[AppliedRow]) ->
             entries.append(VersionStatus(migration.version, migration.number, State.PENDING,
                                          migration, out_of_order=late))
     entries.sort(key=lambda entry: (entry.number is None, entry.number or 0, entry.version))
-    return StatusReport(entries)
+    return StatusReport(tuple(entries))
 
 
 def resolve_version(report: StatusReport, version: str, *, option: str) -> VersionStatus:
     """The entry named by a user's ``--to``/``baseline`` argument, or a UsageError."""
-    entry = report.find(version.strip())
+    entry = find_version(report, version.strip())
     if entry is None:
         known = ", ".join(entry.version for entry in report.entries[-5:]) or "none"
         raise UsageError(f"{option} {version}: no such version on disk or in the tracking "
@@ -125,7 +80,7 @@ def drift_problems(report: StatusReport) -> list[str]:
     lines = []
     for entry in report.having(State.EDITED):
         lines.append(f"  {entry.version} ({entry.description}): up.sql was edited after it was "
-                     f"applied ({entry.migration.up_path if entry.migration else ''}). Restore "
+                     f"applied ({entry.migration.up.location if entry.migration else ''}). Restore "
                      "it (git checkout), or, if the edit was deliberate and the database "
                      "already matches it, run `sibila-sqlmig repair`.")
     for entry in report.having(State.MISSING):
@@ -136,7 +91,7 @@ def drift_problems(report: StatusReport) -> list[str]:
 
 
 def plan_migrate(report: StatusReport, *, target: str | None = None,
-                 out_of_order: bool = False) -> list[Migration]:
+                 out_of_order: bool = False) -> Plan:
     """The pending versions to apply, in order; refuses drift and out-of-order versions."""
     limit = None
     if target is not None:
@@ -159,11 +114,12 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
             f"version ({newest}). They were probably merged from another branch. Renumber "
             "them after the newest version (`sibila-sqlmig create` picks the next number), "
             "or apply them anyway with --out-of-order if they do not depend on the order.")
-    return [entry.migration for entry in pending if entry.migration is not None]
+    return Plan(UP, tuple(PlanStep(entry.migration, entry.migration.version)
+                          for entry in pending if entry.migration is not None))
 
 
 def plan_rollback(report: StatusReport, *, steps: int | None = None,
-                  target: str | None = None) -> list[VersionStatus]:
+                  target: str | None = None) -> Plan:
     """The recorded versions to roll back, newest first."""
     if steps is not None and target is not None:
         raise UsageError("Give --steps or --to, not both.")
@@ -178,13 +134,15 @@ def plan_rollback(report: StatusReport, *, steps: int | None = None,
         chosen = [entry for entry in recorded if (entry.number or 0) > limit]
     else:
         chosen = recorded[: steps or 1]
+    plan = []
     for entry in chosen:
-        if entry.migration is None:
+        if entry.migration is None or entry.row is None:
             raise RollbackRefused(
                 f"Cannot roll back {entry.version} ({entry.description}): its folder, and so "
                 "its down.sql, is not in the migrations folder. Restore it from version "
                 "control first.")
-    return chosen
+        plan.append(PlanStep(entry.migration, entry.row.version))
+    return Plan(DOWN, tuple(plan))
 
 
 def plan_baseline(report: StatusReport, target: str) -> list[Migration]:

@@ -8,8 +8,9 @@ import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .discovery import DOWN_FILE, HEADER_FILE, UP_FILE, parse_version_folder
+from .discovery import parse_version_folder
 from .errors import UsageError
+from .model import DOWN_FILE, HEADER_FILE, UP_FILE
 
 SLUG_MAX = 60
 

@@ -26,6 +26,7 @@ import re
 from typing import NamedTuple
 
 from .blocks import BlockTracker
+from .sqlfile import normalise_text
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
@@ -47,24 +48,47 @@ class SplitError(ValueError):
         self.message = message
 
 
-def normalise_text(text: str) -> str:
-    """Drop a leading BOM and turn CRLF and CR into LF."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
-
-
 def split_sql(text: str, dialect: str) -> list[Statement]:
     """Split ``text`` into statements for ``dialect`` ("sqlite", "postgresql", "mysql").
 
     Pieces that hold only comments and whitespace are dropped. MySQL's
     ``DELIMITER`` client directive is honoured and never sent as a statement.
     """
+    _check_dialect(dialect)
+    return _Splitter(normalise_text(text), dialect).run()
+
+
+def has_statement(text: str, dialect: str) -> bool:
+    """True when ``text`` holds at least one statement for ``dialect``.
+
+    The same scan as ``split_sql``, stopped where the first statement starts: so
+    comments, MySQL's executable ``/*! ... */`` comments and ``DELIMITER`` lines
+    are judged exactly as when the file runs, and cheaply.
+    """
+    _check_dialect(dialect)
+    return _Splitter(normalise_text(text), dialect).next_start(0) is not None
+
+
+def _check_dialect(dialect: str) -> None:
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; expected one of {DIALECTS}")
-    return _Splitter(normalise_text(text), dialect).run()
+
+
+_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_LEADING_COMMENTS = re.compile(r"--[^\n]*|/\*(?!!).*?\*/", re.S)
+
+
+def leading_words(sql: str, count: int = 6) -> list[str]:
+    """The first words of a statement as written, comments skipped."""
+    head = sql[:400]
+    if "--" in head or "/*" in head:
+        head = _LEADING_COMMENTS.sub(" ", head)
+    return _WORDS.findall(head)[:count]
+
+
+def head_words(sql: str, count: int = 6) -> tuple[str, ...]:
+    """The first words of a statement, upper case, comments skipped."""
+    return tuple(word.upper() for word in leading_words(sql, count))
 
 
 # --- the lexical layer -------------------------------------------------------------------
@@ -158,13 +182,30 @@ class _Splitter:
 
     def run(self) -> list[Statement]:
         text, statements = self.text, []
-        pos, size = 0, len(text)
+        start = self.next_start(0)
+        while start is not None:
+            if self.delimiter == ";" and _COMPOUND_HEAD[self.dialect].match(text, start):
+                end = self._compound_end(start)
+            else:
+                end = self._piece_end(start)
+            sql = text[start:end].rstrip()
+            statements.append(Statement(sql, self._line_at(start), start))
+            start = self.next_start(end + len(self.delimiter))
+        return statements
+
+    def next_start(self, pos: int) -> int | None:
+        """Where the next statement starts at or after ``pos`` (None: no more).
+
+        Skips whitespace, comments, empty statements such as ";;" and MySQL's
+        DELIMITER directives (which it obeys).
+        """
+        text, size = self.text, len(self.text)
         while pos < size:
             start = self._skip_blank(pos)
             if start >= size:
-                break
+                return None
             if text.startswith(self.delimiter, start):
-                pos = start + len(self.delimiter)  # an empty statement such as ";;"
+                pos = start + len(self.delimiter)
                 continue
             if self.dialect == "mysql":
                 directive = _DELIMITER_DIRECTIVE.match(text, start)
@@ -172,14 +213,8 @@ class _Splitter:
                     self._set_delimiter(directive.group(1))
                     pos = directive.end()
                     continue
-            if self.delimiter == ";" and _COMPOUND_HEAD[self.dialect].match(text, start):
-                end = self._compound_end(start)
-            else:
-                end = self._piece_end(start)
-            sql = text[start:end].rstrip()
-            statements.append(Statement(sql, self._line_at(start), start))
-            pos = end + len(self.delimiter)
-        return statements
+            return start
+        return None
 
     def _line_at(self, offset: int) -> int:
         self._line += self.text.count("\n", self._line_offset, offset)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sibila_sqlmig.checks import check_statements, commits_implicitly
+from sibila_sqlmig.backends.mysql import MySQLBackend
+from sibila_sqlmig.backends.sqlite import SQLiteBackend
+from sibila_sqlmig.checks import check_statements
+from sibila_sqlmig.config import parse_database_url, parse_table_name
 from sibila_sqlmig.splitting import split_sql
 
 UP = Path("m/001_x/up.sql")
@@ -53,6 +56,10 @@ def test_problem_names_the_header_to_change() -> None:
         ("", False),
     ],
 )
-def test_mysql_implicit_commits(sql: str, expected: bool) -> None:
-    assert commits_implicitly(sql, "mysql") is expected
-    assert commits_implicitly(sql, "postgresql") is False
+def test_mysql_implicit_commits(sql: str, expected: bool, tmp_path: Path) -> None:
+    """The backend owns which statements commit implicitly; no connection is needed."""
+    table = parse_table_name("schema_migrations")
+    mysql = MySQLBackend(parse_database_url("mysql://u@h/db", base_dir=tmp_path), table, 1.0)
+    sqlite = SQLiteBackend(parse_database_url("x.db", base_dir=tmp_path), table, 1.0)
+    assert mysql.commits_implicitly(sql) is expected
+    assert sqlite.commits_implicitly(sql) is False

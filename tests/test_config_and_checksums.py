@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from sibila_sqlmig.checksums import sql_checksum
+from sibila_sqlmig.sqlfile import sql_checksum
 from sibila_sqlmig.config import load_settings, parse_database_url, parse_table_name
 from sibila_sqlmig.errors import ConfigError
 

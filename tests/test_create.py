@@ -24,7 +24,7 @@ def test_create_writes_the_three_files(cli, tmp_path: Path) -> None:
     assert problem.code == 2 and "holds no SQL statement" in problem.err
     (folder / "up.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY);\n")
     (migrations / "002_add_sessions" / "up.sql").write_text("CREATE TABLE s (id INT);\n")
-    assert [m.description for m in discover(migrations)] == ["Add user authentication table",
+    assert [m.header.description for m in discover(migrations, "sqlite")] == ["Add user authentication table",
                                                             "Add sessions"]
 
 
@@ -50,7 +50,7 @@ def test_description_with_quotes_round_trips(cli, tmp_path: Path) -> None:
     assert cli("create", text, "--migrations", str(migrations)).code == 0
     folder = next(migrations.iterdir())
     (folder / "up.sql").write_text("SELECT 1;\n")
-    assert discover(migrations)[0].description == text
+    assert discover(migrations, "sqlite")[0].header.description == text
 
 
 def test_slugs_and_numbering() -> None:

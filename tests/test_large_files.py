@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 
 from conftest import write_version
-from sibila_sqlmig.discovery import SMALL_FILE, discover
+from sibila_sqlmig.backends import backend_for
+from sibila_sqlmig.config import load_settings
+from sibila_sqlmig.discovery import discover
 from sibila_sqlmig.errors import MigrationFilesError
-from sibila_sqlmig.runner import prepare_up
+from sibila_sqlmig.model import UP, Plan, PlanStep
+from sibila_sqlmig.prepare import PreparedFile, load_statements, prepare
+from sibila_sqlmig.sqlfile import SMALL_FILE
+
+
+def _prepare_all(migrations: Path) -> list[PreparedFile]:
+    found = discover(migrations, "sqlite")
+    backend = backend_for(load_settings(database=":memory:", environ={}, config="/dev/null"))
+    return prepare(Plan(UP, tuple(PlanStep(m, m.version) for m in found)), backend)
 
 
 def _big_insert(rows: int) -> str:
@@ -45,23 +55,24 @@ def test_a_large_file_that_is_not_utf8_stops_the_run_before_any_write(cli,
 def test_a_large_file_changed_after_its_check_is_refused(tmp_path: Path) -> None:
     migrations = tmp_path / "migrations"
     folder = write_version(migrations, "001_big", _big_insert(5000))
-    [prepared] = prepare_up(discover(migrations), "sqlite")
-    assert prepared.kept is None  # large: read again when it runs
-    assert len(prepared.statements()) == 2
+    [prepared] = _prepare_all(migrations)
+    assert prepared.statements is None  # large: read again when it runs
+    assert len(load_statements(prepared)) == 2
     up = folder / "up.sql"
     up.write_text(_big_insert(5001))
     with pytest.raises(MigrationFilesError, match="changed while sibila-sqlmig was running"):
-        prepared.statements()
+        load_statements(prepared)
 
 
 def test_a_file_changed_between_discovery_and_its_check_is_refused(tmp_path: Path) -> None:
     migrations = tmp_path / "migrations"
     folder = write_version(migrations, "001_big", _big_insert(5000))
-    found = discover(migrations)
+    found = discover(migrations, "sqlite")
     (folder / "up.sql").write_text(_big_insert(4000))
     os.utime(folder / "up.sql", ns=(1, 1))
+    backend = backend_for(load_settings(database=":memory:", environ={}, config="/dev/null"))
     with pytest.raises(MigrationFilesError, match="changed while"):
-        prepare_up(found, "sqlite")
+        prepare(Plan(UP, tuple(PlanStep(m, m.version) for m in found)), backend)
 
 
 def test_a_large_file_is_hashed_once_and_its_edits_are_caught(cli, tmp_path: Path,

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..config import DatabaseURL, TableName
-from ..planner import AppliedRow
+from ..model import AppliedRow
 
 
 class Backend(abc.ABC):
     """One connection to one database, speaking one dialect."""
 
     dialect: ClassVar[str]
-    #: True where DDL commits the open transaction (MySQL/MariaDB).
-    ddl_commits_implicitly: ClassVar[bool] = False
     #: The driver's placeholder for a bound parameter.
     placeholder: ClassVar[str] = "%s"
     #: Column type of the version key (MySQL cannot index TEXT).
@@ -72,10 +70,30 @@ class Backend(abc.ABC):
         password = self.url.password
         return text.replace(password, "***") if password else text
 
+    def commits_implicitly(self, sql: str) -> bool:
+        """True where the engine commits the open transaction around this statement."""
+        return False
+
     # --- transactions -----------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        The rollback never hides the error that caused it (the connection may be
+        gone by then).
+        """
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.rollback()
+            raise
+        self.commit()
+
+    # How a transaction begins and ends; engines override these, transaction() uses them.
     def begin(self) -> None:
-        """Start the transaction of one migration file (with its tracking row)."""
         self.query("BEGIN")
 
     def commit(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
+from ..splitting import head_words
 from .base import Backend
 
 try:
@@ -29,11 +30,15 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "charset": str, "connect_timeout": int, "unix_socket": str, "ssl_ca": str,
     "ssl_cert": str, "ssl_key": str, "ssl_disabled": lambda value: value in ("1", "true"),
 }
+# MySQL and MariaDB commit implicitly before and after statements starting so.
+_IMPLICIT_COMMIT = frozenset([
+    "CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "GRANT", "REVOKE", "LOCK", "UNLOCK",
+    "INSTALL", "UNINSTALL", "ANALYZE", "OPTIMIZE", "REPAIR", "FLUSH",
+])
 
 
 class MySQLBackend(Backend):
     dialect = "mysql"
-    ddl_commits_implicitly = True
     version_type = "VARCHAR(255)"
 
     _connection: Any = None
@@ -86,6 +91,12 @@ class MySQLBackend(Backend):
         if len(args) == 2 and isinstance(args[0], int):
             return self.scrub(" ".join(f"{args[1]} (error {args[0]})".split()))
         return self.scrub(super().error_message(error))
+
+    def commits_implicitly(self, sql: str) -> bool:
+        words = head_words(sql, 2)
+        if words[1:] == ("TEMPORARY",):
+            return False  # CREATE/DROP TEMPORARY TABLE stay inside the transaction
+        return bool(words) and words[0] in _IMPLICIT_COMMIT
 
     def begin(self) -> None:
         # autocommit off for the file: the first statement opens the transaction, and

@@ -1,0 +1,150 @@
+"""The plain, immutable values that flow from the migrations folder to the engine.
+
+    folder --discovery--> Migration --planner--> Plan --prepare--> PreparedFile --runner-->
+
+Every value here is complete when it is made and never reads the disk: the
+functions that read (``discovery``, ``sqlfile``, ``prepare``) make new values.
+See docs/architecture.md for the whole picture.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import NamedTuple
+
+UP, DOWN = "up", "down"  # the two directions a file runs in
+HEADER_FILE, UP_FILE, DOWN_FILE = "migration.yaml", "up.sql", "down.sql"
+
+Stamp = tuple[int, int]  # size and mtime (ns) of a file when it was read
+
+
+class SqlFile(NamedTuple):
+    """A SQL file as read once: its checksum, and its text when small enough to keep.
+
+    ``text`` is the normalised text (BOM dropped, CRLF/CR made LF). A large file's
+    text is not kept, so a run over many data files holds one file in memory at a
+    time; ``sqlfile.read_text`` reads it again and refuses if ``stamp`` changed.
+    """
+
+    # Paths are kept as strings: a pathlib join costs about 3 us, 30 ms of a no-op
+    # run over 10,000 versions (benchmarks W4); ``path`` gives the Path.
+    location: str
+    checksum: str  # lowercase hex SHA-256 of the normalised bytes (DESIGN section 3)
+    stamp: Stamp
+    text: str | None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
+
+
+class Header(NamedTuple):
+    """The validated migration.yaml of one version."""
+
+    description: str
+    transaction: bool = True
+
+
+class Migration(NamedTuple):
+    """One version folder.
+
+    ``header`` is None when migration.yaml has not been read: ``migrate`` reads the
+    headers of the versions it runs (``discovery.read_headers``), not of the ones
+    already applied, whose up.sql is only hashed.
+    """
+
+    version: str  # as written in the folder name, e.g. "001"
+    number: int  # the integer the versions are ordered and matched by
+    location: str  # the folder (a string: see SqlFile)
+    up: SqlFile
+    header: Header | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.location)
+
+    @property
+    def up_path(self) -> Path:
+        return self.up.path
+
+    @property
+    def down_path(self) -> Path:
+        return self.folder / DOWN_FILE
+
+    @property
+    def header_path(self) -> Path:
+        return self.folder / HEADER_FILE
+
+
+class AppliedRow(NamedTuple):
+    """One row of the tracking table."""
+
+    version: str
+    description: str | None
+    applied_at: str | None
+    checksum: str | None
+
+
+class State(enum.StrEnum):
+    """Where a version stands, as ``status`` reports it."""
+
+    APPLIED = "applied"  # recorded, and up.sql matches the stored checksum
+    PENDING = "pending"  # on disk, not recorded
+    EDITED = "edited"  # recorded, but up.sql changed since
+    MISSING = "missing"  # recorded, but its folder is gone
+    UNVERIFIED = "unverified"  # recorded with a NULL checksum (Sibila's earlier system)
+
+
+class VersionStatus(NamedTuple):
+    """The state of one version, with its folder and its row where they exist."""
+
+    version: str
+    number: int | None
+    state: State
+    migration: Migration | None = None
+    row: AppliedRow | None = None
+    out_of_order: bool = False  # pending, but older than the newest applied version
+
+    @property
+    def description(self) -> str:
+        """The header's description where it was read, else the tracking row's."""
+        if self.migration is not None and self.migration.header is not None:
+            return self.migration.header.description
+        return (self.row.description if self.row else None) or ""
+
+    @property
+    def is_recorded(self) -> bool:
+        return self.row is not None
+
+
+class StatusReport(NamedTuple):
+    """Every version known on disk or in the table, ordered by version."""
+
+    entries: tuple[VersionStatus, ...]
+
+    def having(self, state: State) -> list[VersionStatus]:
+        return [entry for entry in self.entries if entry.state is state]
+
+    @property
+    def recorded(self) -> list[VersionStatus]:
+        return [entry for entry in self.entries if entry.is_recorded]
+
+
+class PlanStep(NamedTuple):
+    """One file to run: the version, and its version as the tracking row spells it
+    (a legacy row "1" is the folder "001"; rollback deletes the row as spelled)."""
+
+    migration: Migration
+    row_version: str
+
+
+class Plan(NamedTuple):
+    """What migrate (UP) or rollback (DOWN) will run, in order."""
+
+    direction: str
+    steps: tuple[PlanStep, ...]
+
+    @property
+    def numbers(self) -> list[int]:
+        return [step.migration.number for step in self.steps]

@@ -1,0 +1,129 @@
+"""A Plan -> prepared files: read, split and checked, before anything runs.
+
+Every file of a run is prepared before its first statement is sent, so a
+file that cannot be read or split, or that a pre-run check refuses, stops
+the run with nothing done, and every such problem is reported at once.
+This is also what ``migrate --dry-run`` shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from .backends.base import Backend
+from .checks import check_statements
+from .errors import MigrationFilesError, Problem, RollbackRefused, StatementRefused
+from .model import DOWN, UP, Migration, Plan, PlanStep, SqlFile
+from .splitting import SplitError, Statement, split_sql
+from .sqlfile import read_sql_file, read_text
+
+
+class PreparedFile(NamedTuple):
+    """One file of a plan, split and checked, ready to run.
+
+    ``statements`` holds the statements of a small file (or of every file in a
+    dry run). Of a large one only where each statement is (``bounds``) is kept,
+    so a run over many data files holds one file in memory at a time;
+    ``load_statements`` reads it again, refusing if it changed since.
+    """
+
+    migration: Migration
+    direction: str
+    source: SqlFile  # the file that runs: up.sql or down.sql
+    row_version: str  # the version as the tracking row spells it
+    bounds: tuple[tuple[int, int, int], ...]  # (offset, end, line) of each statement
+    statements: tuple[Statement, ...] | None
+    has_implicit_commits: bool  # a statement commits the transaction (MySQL DDL)
+
+    @property
+    def version(self) -> str:
+        return self.migration.version
+
+    @property
+    def description(self) -> str:
+        header = self.migration.header
+        assert header is not None, "prepare() only takes migrations with their header"
+        return header.description
+
+    @property
+    def transactional(self) -> bool:
+        header = self.migration.header
+        assert header is not None, "prepare() only takes migrations with their header"
+        return header.transaction
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def checksum(self) -> str:
+        """What the tracking row holds: the checksum of up.sql (in both directions)."""
+        return self.migration.up.checksum
+
+
+def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
+            ) -> list[PreparedFile]:
+    """Read, split and check every file of ``plan``; raise listing every problem.
+
+    The migrations of the plan must carry their headers (discovery.read_headers).
+    ``keep_statements`` keeps every file's statements (a dry run shows them).
+    """
+    problems: list[Problem] = []
+    refusals: list[Problem] = []
+    files = []
+    for step in plan.steps:
+        try:
+            prepared, refused = _prepare_file(step, plan.direction, backend, keep_statements)
+        except MigrationFilesError as error:
+            problems += error.problems
+            continue
+        except SplitError as error:
+            problems.append(Problem(_source_path(step, plan.direction), error.message,
+                                    error.line))
+            continue
+        if plan.direction == DOWN and not prepared.bounds:
+            raise RollbackRefused(
+                f"Cannot roll back {prepared.version} ({prepared.description}): "
+                f"{prepared.path} holds only comments, so this version is marked "
+                "irreversible. Write its down.sql, or restore the database from a backup. "
+                "Nothing was rolled back.")
+        refusals += refused
+        files.append(prepared)
+    if problems:
+        raise MigrationFilesError(problems + refusals)
+    if refusals:
+        raise StatementRefused(refusals)
+    return files
+
+
+def _source_path(step: PlanStep, direction: str) -> Path:
+    return step.migration.up_path if direction == UP else step.migration.down_path
+
+
+def _prepare_file(step: PlanStep, direction: str, backend: Backend,
+                  keep_statements: bool) -> tuple[PreparedFile, list[Problem]]:
+    """One file read, split and checked, and what the checks refuse in it."""
+    migration = step.migration
+    source = migration.up if direction == UP else read_sql_file(migration.down_path)[0]
+    statements = split_sql(read_text(source), backend.dialect)
+    keep = keep_statements or source.text is not None
+    prepared = PreparedFile(
+        migration, direction, source, step.row_version,
+        tuple((s.offset, s.offset + len(s.sql), s.line) for s in statements),
+        tuple(statements) if keep else None,
+        any(backend.commits_implicitly(s.sql) for s in statements),
+    )
+    refused = check_statements(statements, path=source.path, dialect=backend.dialect,
+                               transactional=prepared.transactional)
+    return prepared, refused
+
+
+def load_statements(prepared: PreparedFile) -> tuple[Statement, ...]:
+    """The statements of a prepared file: those kept, or sliced from the file as it
+    is now (MigrationFilesError if it changed since it was prepared)."""
+    if prepared.statements is not None:
+        return prepared.statements
+    text = read_text(prepared.source)
+    return tuple(Statement(text[offset:end], line, offset)
+                 for offset, end, line in prepared.bounds)
