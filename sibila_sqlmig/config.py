@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self, SupportsIndex
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
@@ -39,18 +39,85 @@ _CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_styl
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class DatabaseURL(NamedTuple):
-    """A parsed database URL. ``str()`` and ``repr()`` never show the password."""
+_NO_PICKLE = ("A database URL with a password is not pickled, so that the password cannot "
+              "end up in a file, a queue or a cache. Pass the URL text to the other process "
+              f"(for example in ${ENV_DATABASE}) and parse it there.")
+# Query parameters whose values are secrets (libpq's): shown as ***, never pickled.
+# ("password" is moved into the password field by parse_database_url.)
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 
+
+class _Secret:
+    """A password held so that no generic tool can show it: every printed form is
+    ``***``, ``json.dumps`` cannot serialise it, and pickling it is refused."""
+
+    __slots__ = ("_value",)  # no __dict__, so vars() has nothing to show
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        """The plain password, for the code that connects."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        raise TypeError(_NO_PICKLE)
+
+    # Immutable, so a copy can be the object itself (as for str); copying then never
+    # goes through __reduce_ex__, which refuses.
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+
+class DatabaseURL:
+    """A parsed database URL. No printed, serialised or pickled form shows the password.
+
+    Not a tuple (no indexing, unpacking or ``_asdict``) and without ``__dict__``:
+    the password is held in a ``_Secret`` and only the ``password`` property returns
+    it as text, for the backends that connect.
+    """
+
+    __slots__ = ("_password", "database", "dialect", "host", "path", "port", "query",
+                 "source", "user")
     dialect: str  # "sqlite", "postgresql" or "mysql"
-    path: str = ""  # SQLite: file path or ":memory:"
-    host: str = ""
-    port: int | None = None
-    user: str = ""
-    password: str = ""
-    database: str = ""
-    query: tuple[tuple[str, str], ...] = ()
-    source: str = ""  # where the URL came from, for error messages
+    path: str  # SQLite: file path or ":memory:"
+    host: str
+    port: int | None
+    user: str
+    _password: _Secret
+    database: str
+    query: tuple[tuple[str, str], ...]
+    source: str  # where the URL came from, for error messages
+
+    def __init__(self, dialect: str, path: str = "", host: str = "", port: int | None = None,
+                 user: str = "", password: str = "", database: str = "",
+                 query: tuple[tuple[str, str], ...] = (), source: str = "") -> None:
+        """The same parameters, in the same order, as the former NamedTuple."""
+        values = {"dialect": dialect, "path": path, "host": host, "port": port, "user": user,
+                  "_password": _Secret(password), "database": database,
+                  "query": tuple(query), "source": source}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def password(self) -> str:
+        """The plain password ("" if none): only for passing to a driver."""
+        return self._password.reveal()
 
     def redacted(self) -> str:
         """The URL for display, with any password replaced by ``***``."""
@@ -58,7 +125,8 @@ class DatabaseURL(NamedTuple):
             return f"sqlite:///{self.path}"
         auth = self.user + (":***" if self.password else "")
         host = self.host + (f":{self.port}" if self.port else "")
-        query = "&".join(f"{key}={value}" for key, value in self.query)
+        query = "&".join(f"{key}={'***' if key in _SECRET_QUERY_KEYS else value}"
+                         for key, value in self.query)
         return f"{self.dialect}://{auth}{'@' if auth else ''}{host}/{self.database}" + (
             f"?{query}" if query else ""
         )
@@ -68,6 +136,38 @@ class DatabaseURL(NamedTuple):
 
     def __repr__(self) -> str:
         return f"DatabaseURL({self.redacted()!r})"  # never the password
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.dialect, self.path, self.host, self.port, self.user, self._password,
+                self.database, self.query, self.source)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatabaseURL):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"DatabaseURL is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"DatabaseURL is immutable; cannot delete {name!r}")
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        # Without a password there is nothing to protect (SQLite URLs, for example, can
+        # still go to a worker process); with one, refuse rather than write it out.
+        if self.password or any(key in _SECRET_QUERY_KEYS for key, _ in self.query):
+            raise TypeError(_NO_PICKLE)
+        return (DatabaseURL, (self.dialect, self.path, self.host, self.port, self.user, "",
+                              self.database, self.query, self.source))
+
+    def __copy__(self) -> Self:
+        return self  # immutable, as str and tuple
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
 
 
 def parse_database_url(text: str, *, base_dir: Path, source: str = "") -> DatabaseURL:
@@ -102,14 +202,23 @@ def parse_database_url(text: str, *, base_dir: Path, source: str = "") -> Databa
     if not parts.hostname or not database:
         raise ConfigError(f"The database URL{origin} needs a host and a database name: "
                           f"{dialect}://user:pass@host:port/dbname.")
+    # libpq accepts ?password=...; held in the query it would be shown by url.query and
+    # clash with the driver's password= argument, so it becomes the password field.
+    query = parse_qsl(parts.query)
+    passwords = [value for key, value in query if key == "password"]
+    if parts.password:
+        passwords.insert(0, unquote(parts.password))
+    if len(passwords) > 1:
+        raise ConfigError(f"The database URL{origin} gives the password more than once "
+                          "(user:password@ and ?password=); give it once.")
     return DatabaseURL(
         dialect,
         host=parts.hostname,
         port=port,
         user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
+        password=passwords[0] if passwords else "",
         database=database,
-        query=tuple(parse_qsl(parts.query)),
+        query=tuple((key, value) for key, value in query if key != "password"),
         source=source,
     )
 
@@ -222,7 +331,7 @@ def _parse_style(value: Any, config_path: Path | None) -> str:
 
 def _read_config_file(config: str | os.PathLike[str] | None, cwd: Path) -> tuple[dict[str, Any],
                                                                              Path | None]:
-    from .yamlfast import load_yaml, yaml_error_line, yaml_error_text
+    from .yamlfile import YamlProblem, read_mapping
 
     if config is None:
         path = cwd / DEFAULT_CONFIG_FILE
@@ -233,20 +342,12 @@ def _read_config_file(config: str | os.PathLike[str] | None, cwd: Path) -> tuple
         if not path.exists() or path.is_dir():
             raise ConfigError(f"Config file {path} does not exist. Check --config.")
     try:
-        data = load_yaml(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid UTF-8 text.") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the config file: {error.strerror}.") from None
-    except Exception as error:  # yaml.YAMLError; PyYAML is imported lazily
-        line = yaml_error_line(error)
-        where = f"{path}:{line}" if line else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {yaml_error_text(error)}.") from None
+        data = read_mapping(path)
+    except YamlProblem as problem:
+        where = f"{path}:{problem.line}" if problem.line else str(path)
+        raise ConfigError(f"{where}: {problem.message}.") from None
     if data is None:
         return {}, path
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config file must be a mapping of keys "
-                          f"({', '.join(_CONFIG_KEYS)}).")
     unknown = sorted(str(key) for key in data if key not in _CONFIG_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are "

@@ -54,8 +54,8 @@ def read_mapping(path: Path) -> dict[str, Any] | None:
     if data is None:
         return None
     if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
-        raise YamlProblem(path, "must be a mapping of names to values, such as "
-                          "'description: Add users'")
+        raise YamlProblem(path, "must be a mapping of names to values ('name: value' "
+                          "lines)")
     return data
 
 

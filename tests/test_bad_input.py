@@ -146,3 +146,72 @@ def test_migrate_reads_the_headers_it_runs_and_verify_reads_all(cli, tmp_path: P
     write_version(migrations, "002_next", "SELECT 1;\n", header="transaction: maybe\n")
     result = cli("migrate", *args)
     assert result.code == 2 and "002_next/migration.yaml" in result.err
+
+
+BILLION_LAUGHS = "description: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"k{level}: &{chr(98 + level)} [{', '.join([f'*{chr(97 + level)}'] * 9)}]\n"
+    for level in range(9))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (BILLION_LAUGHS, "migration.yaml:1: uses a YAML anchor or alias"),
+        ("description: " + "[" * 50 + "]" * 50 + "\n", "nests more than 10 levels deep"),
+        ("description: !!python/object:os.system ls\n", "invalid YAML"),
+    ],
+    ids=["alias-bomb", "deep-nesting", "python-tag"],
+)
+def test_dangerous_yaml_is_refused_quickly(cli, tmp_path: Path, migrations: Path, header: str,
+                                           expected: str) -> None:
+    import time
+
+    write_version(migrations, "002_bomb", "SELECT 1;\n", header=header)
+    started = time.perf_counter()
+    message = _migrate(cli, tmp_path, migrations)
+    assert time.perf_counter() - started < 5
+    assert f"002_bomb/{expected}" in message or expected in message
+    assert len(message) < 2000  # the bomb is never expanded into the message
+
+
+def test_a_large_header_value_is_quoted_short(cli, tmp_path: Path, migrations: Path) -> None:
+    items = ", ".join(str(i) for i in range(5000))
+    write_version(migrations, "002_big", "SELECT 1;\n", header=f"description: [{items}]\n")
+    message = _migrate(cli, tmp_path, migrations)
+    assert "'description' must be a str" in message and len(message) < 1000
+
+
+def test_a_bug_in_the_fast_yaml_reader_is_not_reported_as_invalid_yaml(
+        cli, tmp_path: Path, migrations: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path hides behind read_mapping: its own failure is a bug, not the user's."""
+    from sibila_sqlmig import yamlfile
+
+    def broken(text: str) -> object:
+        raise KeyError("a bug in the fast reader")
+
+    monkeypatch.setattr(yamlfile, "_load_simple", broken)
+    with pytest.raises(KeyError):
+        cli("status", "--database", str(tmp_path / "db.sqlite"), "--migrations",
+            str(migrations))
+
+
+def test_a_symbolic_link_loop_or_dangling_link_is_a_clear_problem(cli, tmp_path: Path,
+                                                                   migrations: Path) -> None:
+    (migrations / "002_loop").symlink_to(migrations / "002_loop")
+    (migrations / "003_gone").symlink_to(tmp_path / "nowhere")
+    message = _migrate(cli, tmp_path, migrations)
+    assert "002_loop: is a symbolic link that cannot be followed" in message
+    assert f"003_gone: is a symbolic link to {tmp_path / 'nowhere'}, which does not exist" \
+        in message
+
+
+def test_a_symbolically_linked_version_folder_works(cli, tmp_path: Path,
+                                                    migrations: Path) -> None:
+    shared = write_version(tmp_path / "shared", "9_elsewhere", "CREATE TABLE linked (a INT);\n",
+                           description="Linked from elsewhere")
+    (migrations / "002_linked").symlink_to(shared, target_is_directory=True)
+    args = ["--database", str(tmp_path / "db.sqlite"), "--migrations", str(migrations)]
+    result = cli("migrate", *args)
+    assert result.code == 0, result.err
+    assert "applied 002 Linked from elsewhere" in result.out
+    assert cli("verify", *args).code == 0

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from sibila_sqlmig.sqlfile import sql_checksum
 from sibila_sqlmig.config import load_settings, parse_database_url, parse_table_name
 from sibila_sqlmig.errors import ConfigError
+from sibila_sqlmig.sqlfile import sql_checksum
 
 
 def test_checksum_is_sha256sum_of_an_lf_file(tmp_path: Path) -> None:

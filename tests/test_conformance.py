@@ -229,7 +229,7 @@ def test_dry_run_lists_statements_and_changes_nothing(db: ScratchDatabase, migra
         {"line": 2, "sql": "CREATE TABLE t1 (a INT)"},
         {"line": 4, "sql": "INSERT INTO t1 VALUES (1)"},
     ]
-    assert db.versions() == [] if "schema_migrations" in db.tables() else True
+    assert "schema_migrations" not in db.tables()  # a dry run writes nothing, not even that
     assert "t1" not in db.tables()
     assert cli("migrate", *_args(db, migrations)).code == 0
     back = json.loads(cli("rollback", *_args(db, migrations, "--dry-run", "--json")).out)
@@ -307,3 +307,46 @@ def test_named_tracking_table(db: ScratchDatabase, migrations: Path, cli) -> Non
     assert "schema_migrations" not in db.tables()
     bad = cli("migrate", *_args(db, migrations, "--table", "x; DROP TABLE t1"))
     assert bad.code == 2 and "Invalid table name" in bad.err
+
+
+def test_header_and_footer_comments_do_not_hide_the_statement(db: ScratchDatabase,
+                                                              migrations: Path, cli) -> None:
+    """Only the dialect's splitter decides whether a file holds a statement."""
+    write_version(migrations, "001_framed",
+                  "/* header: why this change */ CREATE TABLE framed (id INT); /* footer */\n",
+                  "/* header */ DROP TABLE framed; /* footer */\n")
+    write_version(migrations, "002_commented",
+                  "-- a line comment\n/* a block\n   comment */\nINSERT INTO framed VALUES (1);"
+                  "\n-- trailing\n", "/* undo */ DELETE FROM framed; -- all of it\n")
+    result = cli("migrate", *_args(db, migrations))
+    assert result.code == 0, result.err
+    assert db.rows("SELECT id FROM framed") == [(1,)]
+    assert cli("rollback", *_args(db, migrations, "--steps", "2")).code == 0
+    assert "framed" not in db.tables()
+
+
+def test_a_comment_only_up_sql_is_refused_before_anything_runs(db: ScratchDatabase,
+                                                               migrations: Path, cli) -> None:
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    write_version(migrations, "002_empty", "/* only */ -- comments\n/* here */ ;\n")
+    result = cli("migrate", *_args(db, migrations))
+    assert result.code == 2
+    assert f"002_empty/up.sql: holds no SQL statement for {db.engine}" in result.err
+    assert "t1" not in db.tables() and "schema_migrations" not in db.tables()
+
+
+def test_a_mysqldump_preamble_runs_on_mysql_and_is_a_comment_elsewhere(
+        db: ScratchDatabase, migrations: Path, cli) -> None:
+    """``/*!40101 ... */`` is executed by MySQL and MariaDB, and a comment elsewhere."""
+    preamble = ("/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n"
+                "/*!40101 SET NAMES utf8mb4 */;\n")
+    write_version(migrations, "001_dump", preamble + "CREATE TABLE dumped (id INT);\n")
+    write_version(migrations, "002_only_preamble", preamble)
+    result = cli("migrate", *_args(db, migrations))
+    if db.engine == "mysql":
+        assert result.code == 0, result.err
+        assert "dumped" in db.tables() and db.versions() == ["001", "002"]
+    else:
+        assert result.code == 2
+        assert "002_only_preamble/up.sql: holds no SQL statement" in result.err
+        assert "001_dump" not in result.err
