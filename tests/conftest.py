@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,54 +87,91 @@ def sqlite_db(tmp_path: Path) -> Iterator[ScratchDatabase]:
     db.admin.close()
 
 
-@pytest.fixture
-def postgres_db() -> Iterator[ScratchDatabase]:
-    try:
-        import psycopg
-    except ImportError:
-        _unavailable("postgresql", "psycopg is not installed")
-    name = f"sqlmig_{uuid.uuid4().hex[:12]}"
-    try:
-        server = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    except psycopg.Error as error:
-        _unavailable("postgresql", str(error).strip().splitlines()[0])
-    server.execute(f'CREATE DATABASE "{name}"')
-    url = _server_url(POSTGRES_URL, name)
-    db = ScratchDatabase("postgresql", url, psycopg.connect(url, autocommit=True))
-    yield db
-    db.admin.close()
-    server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    server.close()
+class _Server:
+    """One admin connection per engine for the whole session, or why there is none.
+
+    The server is probed once: when it is down, every later test of that engine
+    skips (or fails) at once with the same reason instead of waiting for its own
+    connect timeout.
+    """
+
+    def __init__(self, engine: str, connect: Callable[[str | None], Any]) -> None:
+        self.engine = engine
+        self.connect = connect  # connect(database name or None for the server's default)
+        self.connection: Any = None
+        self.reason = ""
+        try:
+            self.connection = connect(None)
+        except Exception as error:  # the driver's error, or ImportError
+            self.reason = str(error).strip().splitlines()[0] if str(error).strip() else \
+                type(error).__name__
+
+    def admin(self) -> Any:
+        if self.connection is None:
+            _unavailable(self.engine, self.reason)
+        return self.connection
 
 
-@pytest.fixture
-def mysql_db() -> Iterator[ScratchDatabase]:
-    try:
-        import pymysql
-    except ImportError:
-        _unavailable("mysql", "PyMySQL is not installed")
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_Server]:
+    def connect(database: str | None) -> Any:
+        try:
+            import psycopg
+        except ImportError:
+            raise ImportError("psycopg is not installed") from None
+        url = _server_url(POSTGRES_URL, database) if database else POSTGRES_URL
+        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+    server = _Server("postgresql", connect)
+    yield server
+    if server.connection is not None:
+        server.connection.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[_Server]:
     from sibila_sqlmig.config import parse_database_url
 
     parsed = parse_database_url(MYSQL_URL, base_dir=Path.cwd())
-    name = f"sqlmig_{uuid.uuid4().hex[:12]}"
 
     def connect(database: str | None) -> Any:
+        try:
+            import pymysql
+        except ImportError:
+            raise ImportError("PyMySQL is not installed") from None
         return pymysql.connect(host=parsed.host, port=parsed.port or 3306,
                                user=parsed.user or "root", password=parsed.password,
                                database=database, autocommit=True, connect_timeout=5)
 
-    try:
-        server = connect(None)
-    except pymysql.err.MySQLError as error:
-        _unavailable("mysql", str(error))
-    with server.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}`")
-    db = ScratchDatabase("mysql", _server_url(MYSQL_URL, name), connect(name))
+    server = _Server("mysql", connect)
+    yield server
+    if server.connection is not None:
+        server.connection.close()
+
+
+@pytest.fixture
+def postgres_db(postgres_server: _Server) -> Iterator[ScratchDatabase]:
+    admin = postgres_server.admin()
+    name = f"sqlmig_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    db = ScratchDatabase("postgresql", _server_url(POSTGRES_URL, name),
+                         postgres_server.connect(name))
     yield db
     db.admin.close()
-    with server.cursor() as cursor:
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mysql_db(mysql_server: _Server) -> Iterator[ScratchDatabase]:
+    admin = mysql_server.admin()
+    name = f"sqlmig_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+    db = ScratchDatabase("mysql", _server_url(MYSQL_URL, name), mysql_server.connect(name))
+    yield db
+    db.admin.close()
+    with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    server.close()
 
 
 @pytest.fixture(params=ENGINES)
