@@ -1,0 +1,147 @@
+"""The planner, on values made in memory: no folder, no file, no database."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from sibila_sqlmig.errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
+from sibila_sqlmig.model import (
+    DOWN,
+    UP,
+    AppliedRow,
+    Header,
+    Migration,
+    SqlFile,
+    State,
+)
+from sibila_sqlmig.planner import (
+    build_status,
+    drift_problems,
+    plan_baseline,
+    plan_migrate,
+    plan_rollback,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any attempt to read or list the disk fails the test: the planner is pure."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the planner touched the disk: {args!r}")
+
+    for module, name in ((builtins, "open"), (os, "scandir"), (os, "listdir"),
+                         (os, "stat")):
+        monkeypatch.setattr(module, name, refuse)
+    yield
+
+
+def migration(version: str, checksum: str | None = None, *,
+              header: Header | None = None) -> Migration:
+    """A version that exists only in memory."""
+    location = f"/nowhere/{version}_v"
+    up = SqlFile(f"{location}/up.sql", checksum or f"sum{int(version)}", (1, 1), "SELECT 1")
+    return Migration(version, int(version), location, up, header)
+
+
+def row(version: str, checksum: str | None = "", description: str = "") -> AppliedRow:
+    if checksum == "":
+        checksum = f"sum{int(version)}"
+    return AppliedRow(version, description or f"row {version}", "2026-11-30 10:00:00", checksum)
+
+
+def test_states_of_applied_pending_edited_missing_and_unverified() -> None:
+    disk = [migration("001"), migration("002", "changed"), migration("003"),
+            migration("005")]
+    rows = [row("1"), row("002"), row("003", None), row("004")]
+    report = build_status(disk, rows)
+    assert [(entry.version, entry.state) for entry in report.entries] == [
+        ("001", State.APPLIED), ("002", State.EDITED), ("003", State.UNVERIFIED),
+        ("004", State.MISSING), ("005", State.PENDING)]
+    assert report.entries[0].row == rows[0]  # the legacy row "1" is the folder "001"
+
+
+def test_a_stored_checksum_in_upper_case_still_matches() -> None:
+    report = build_status([migration("001", "abc")], [row("001", "ABC")])
+    assert report.entries[0].state is State.APPLIED
+
+
+def test_description_comes_from_the_header_when_read_else_from_the_row() -> None:
+    read = migration("001", header=Header("From the header"))
+    report = build_status([read, migration("002")], [row("001"), row("002")])
+    assert [entry.description for entry in report.entries] == ["From the header", "row 002"]
+
+
+def test_migrate_plans_pending_versions_in_order() -> None:
+    report = build_status([migration("010"), migration("002"), migration("1000")], [])
+    plan = plan_migrate(report)
+    assert plan.direction == UP
+    assert [(step.migration.version, step.row_version) for step in plan.steps] == [
+        ("002", "002"), ("010", "010"), ("1000", "1000")]
+
+
+def test_migrate_to_stops_at_the_target_and_refuses_an_unknown_one() -> None:
+    report = build_status([migration("001"), migration("002"), migration("003")], [])
+    assert plan_migrate(report, target="2").numbers == [1, 2]
+    with pytest.raises(UsageError, match="--to 9: no such version"):
+        plan_migrate(report, target="9")
+
+
+def test_migrate_refuses_drift_naming_each_version_and_the_fix() -> None:
+    report = build_status([migration("001", "edited"), migration("003")],
+                          [row("001"), row("002")])
+    with pytest.raises(DriftError) as caught:
+        plan_migrate(report)
+    assert "001 (row 001): up.sql was edited" in str(caught.value)
+    assert "002 (row 002): applied, but its folder is not" in str(caught.value)
+    assert len(drift_problems(report)) == 2
+
+
+def test_migrate_refuses_out_of_order_unless_asked() -> None:
+    report = build_status([migration("001"), migration("002"), migration("003")],
+                          [row("001"), row("003")])
+    with pytest.raises(OutOfOrderError, match="002 are older than the newest applied"):
+        plan_migrate(report)
+    assert plan_migrate(report, out_of_order=True).numbers == [2]
+
+
+def test_an_up_to_date_database_plans_nothing() -> None:
+    report = build_status([migration("001")], [row("001")])
+    assert plan_migrate(report).steps == ()
+
+
+def test_rollback_plans_newest_first_with_the_row_as_spelled() -> None:
+    report = build_status([migration("001"), migration("002"), migration("003")],
+                          [row("1"), row("02"), row("003")])
+    plan = plan_rollback(report, steps=2)
+    assert plan.direction == DOWN
+    assert [(step.migration.version, step.row_version) for step in plan.steps] == [
+        ("003", "003"), ("002", "02")]
+    assert plan_rollback(report).numbers == [3]
+    assert plan_rollback(report, target="1").numbers == [3, 2]
+    assert plan_rollback(report, target="0").numbers == [3, 2, 1]
+
+
+def test_rollback_refusals() -> None:
+    with pytest.raises(RollbackRefused, match="Nothing to roll back"):
+        plan_rollback(build_status([migration("001")], []))
+    gone = build_status([migration("001")], [row("001"), row("002")])
+    with pytest.raises(RollbackRefused, match="Cannot roll back 002"):
+        plan_rollback(gone)
+    report = build_status([migration("001")], [row("001")])
+    with pytest.raises(UsageError, match="--steps 0"):
+        plan_rollback(report, steps=0)
+    with pytest.raises(UsageError, match="not both"):
+        plan_rollback(report, steps=1, target="1")
+
+
+def test_baseline_marks_unrecorded_versions_up_to_the_target() -> None:
+    report = build_status([migration("001"), migration("002"), migration("003")],
+                          [row("001")])
+    assert [m.version for m in plan_baseline(report, "002")] == ["002"]
+    with pytest.raises(UsageError, match="baseline 7"):
+        plan_baseline(report, "7")
