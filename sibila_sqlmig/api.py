@@ -155,7 +155,7 @@ class Migrator:
 
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
                 out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
-        """Apply pending versions in order (up to ``to``); see DESIGN.md section 5."""
+        """Apply pending versions in order (up to ``to``); see README: Commands."""
         return self._plan_and_run(
             UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order),
             dry_run, progress)

@@ -1,4 +1,4 @@
-"""The migrations folder -> Migration values (DESIGN section 1).
+"""The migrations folder -> Migration values (README: The format).
 
 Every problem in the folder is collected and reported at once, each with
 its path (and line, for YAML and encoding errors), so one run shows the

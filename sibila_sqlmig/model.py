@@ -30,7 +30,7 @@ class SqlFile(NamedTuple):
     # Paths are kept as strings: a pathlib join costs about 3 us, 30 ms of a no-op
     # run over 10,000 versions (benchmarks W4); ``path`` gives the Path.
     location: str
-    checksum: str  # lowercase hex SHA-256 of the normalised bytes (DESIGN section 3)
+    checksum: str  # lowercase hex SHA-256 of the normalised bytes (README: The tracking table)
     stamp: Stamp
     text: str | None
 

@@ -1,6 +1,6 @@
 """The one reader of SQL files: read, normalise, checksum, decode.
 
-Normalising means two things only (DESIGN section 3): a leading UTF-8 BOM
+Normalising means two things only (README: The tracking table): a leading UTF-8 BOM
 is dropped, and CRLF and lone CR become LF. The checksum is the lowercase
 hex SHA-256 of the normalised bytes, so for an ordinary LF file it is what
 ``sha256sum up.sql`` prints, and a Windows checkout does not look edited.
