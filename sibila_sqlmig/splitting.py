@@ -118,9 +118,13 @@ _COMPOUND_HEAD = {
     "sqlite": re.compile(r"CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\b", re.I),
     "postgresql": re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|RULE)\b",
                              re.I),
+    # Routines, triggers and events (the definer may be quoted, with spaces), and
+    # MariaDB's compound statements outside a routine (IF ... END IF, labelled loops).
     "mysql": re.compile(
-        r"(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:AGGREGATE\s+)?"
-        r"(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b|BEGIN\s+NOT\s+ATOMIC\b)",
+        r"(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*(?:'[^']*'|`[^`]*`|[^\s'`@]+)"
+        r"(?:@(?:'[^']*'|`[^`]*`|\S+))?\s+)?(?:AGGREGATE\s+)?"
+        r"(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b|BEGIN\s+NOT\s+ATOMIC\b"
+        r"|(?:\w+\s*:\s*)?(?:IF|CASE|LOOP|WHILE|REPEAT|FOR)\b)",
         re.I,
     ),
 }

@@ -1,0 +1,35 @@
+-- DDL with IF [NOT] EXISTS inside routine bodies opens no block.
+DROP PROCEDURE IF EXISTS ddl_rebuild;
+CREATE TABLE IF NOT EXISTS ddl_base (a INT NOT NULL, PRIMARY KEY (a));
+
+CREATE PROCEDURE ddl_rebuild()
+BEGIN
+  DROP TABLE IF EXISTS ddl_work;
+  CREATE TABLE IF NOT EXISTS ddl_work (a INT NOT NULL, PRIMARY KEY (a));
+  ALTER TABLE ddl_work ADD COLUMN IF NOT EXISTS b INT;
+  CREATE INDEX IF NOT EXISTS ddl_work_b ON ddl_work (b);
+  DROP INDEX IF EXISTS ddl_work_b ON ddl_work;
+  ALTER TABLE ddl_work DROP COLUMN IF EXISTS b;
+  DROP TEMPORARY TABLE IF EXISTS ddl_tmp;
+  CREATE TEMPORARY TABLE IF NOT EXISTS ddl_tmp (a INT);
+  IF NOT EXISTS (SELECT 1 FROM ddl_base) THEN
+    CREATE TABLE IF NOT EXISTS ddl_empty (a INT);
+  ELSE
+    DROP TABLE IF EXISTS ddl_empty;
+  END IF;
+  INSERT INTO ddl_work SELECT a FROM ddl_base;
+END;
+
+CREATE PROCEDURE ddl_only() DROP TABLE IF EXISTS ddl_never;
+CREATE OR REPLACE PROCEDURE ddl_only() CREATE TABLE IF NOT EXISTS ddl_only_made (a INT);
+CREATE PROCEDURE IF NOT EXISTS ddl_guarded()
+BEGIN
+  IF EXISTS (SELECT 1 FROM ddl_base) THEN DROP TABLE IF EXISTS ddl_work; END IF;
+END;
+CREATE PROCEDURE IF NOT EXISTS ddl_guarded_bare() IF (1) THEN SELECT 1; END IF;
+
+CALL ddl_rebuild();
+CALL ddl_rebuild();
+CALL ddl_only();
+DROP PROCEDURE IF EXISTS ddl_only;
+SELECT COUNT(*) FROM ddl_work;
