@@ -2,7 +2,8 @@
 
 One transaction per file with its tracking row and a SHA-256 of up.sql; no
 YAML, no splitting, no validation, no lock. A no-op run reads the table and
-hashes every up.sql. Usage: python floor.py URL MIGRATIONS_DIR
+hashes every up.sql. Drivers: sqlite3, psycopg2 (cheaper to import than
+psycopg 3), PyMySQL. Usage: python floor.py URL MIGRATIONS_DIR
 """
 
 from __future__ import annotations
@@ -41,15 +42,18 @@ def run_sqlite(path: str, migrations: str) -> None:
 
 
 def run_postgres(url: str, migrations: str) -> None:
-    import psycopg
+    import psycopg2  # its import costs far less than psycopg 3's
 
-    connection = psycopg.connect(url, autocommit=True)
-    connection.execute(CREATE.format(key="TEXT"))  # type: ignore[call-overload]
-    applied = dict(connection.execute(f"SELECT version, checksum FROM {TABLE}").fetchall())
+    connection = psycopg2.connect(url)
+    cursor = connection.cursor()
+    with connection:  # psycopg2: each `with connection` block is one transaction
+        cursor.execute(CREATE.format(key="TEXT"))
+        cursor.execute(f"SELECT version, checksum FROM {TABLE}")
+        applied = dict(cursor.fetchall())
     for version, sql, checksum in pending(migrations, applied):
-        with connection.transaction():
-            connection.execute(sql)  # type: ignore[call-overload]
-            connection.execute(f"INSERT INTO {TABLE} VALUES (%s, %s)", [version, checksum])
+        with connection:
+            cursor.execute(sql)  # the whole file, as one query string
+            cursor.execute(f"INSERT INTO {TABLE} VALUES (%s, %s)", [version, checksum])
 
 
 def run_mysql(url: str, migrations: str) -> None:

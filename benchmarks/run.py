@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                       # everything reachable, 5 runs a case
     python benchmarks/run.py --engines sqlite --runs 3 --workloads W1,W3,startup
+    python benchmarks/run.py --peers dbmate --out /tmp/bench.md   # skip yoyo; save table
 
 Workloads (generated into benchmarks/.work/):
   W1  500 migrations, each CREATE TABLE + CREATE INDEX (down drops them)
@@ -12,25 +13,37 @@ Workloads (generated into benchmarks/.work/):
       (and the no-op at 1,000, to show how it grows)
   startup  --help against python -c pass
 Baselines: raw (the same SQL in one transaction: sqlite3 executescript, psql -f,
-mariadb <) and floor (benchmarks/floor.py). Peers: dbmate (npm package, installed
-into benchmarks/.work/npm) and yoyo-migrations (pip, benchmarks/.work/yoyo venv).
+mariadb <) and floor (benchmarks/floor.py). Peers (--peers, default dbmate,yoyo;
+"none" for none): dbmate (npm package, installed into benchmarks/.work/npm) and
+yoyo-migrations (pip, benchmarks/.work/yoyo venv).
+PostgreSQL: by default a throwaway cluster (benchmarks/pgcluster.py; initdb into
+benchmarks/.work/pgcluster, default settings with fsync on, 127.0.0.1 at a free
+port, deleted at the end); --postgres URL uses an existing server instead.
+MariaDB: the server at --mysql.
 Medians of --runs runs; a case whose single run exceeds --case-budget seconds
-is not repeated (the runs column says so). Peak RSS is per process.
+is not repeated (the runs column says so). Peak RSS is per process. The end
+prints a markdown summary of all cases; --out PATH also writes it, with the
+full results as JSON, to PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pgcluster
 from workloads import data_file
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +51,7 @@ WORK = HERE / ".work"
 VENV = WORK / "venv"
 PYTHON = str(VENV / "bin" / "python")  # ours as a user installs it (not editable)
 BENCH_DB = "sqlmig_bench"
+PEERS = ("dbmate", "yoyo")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
@@ -119,15 +133,31 @@ class Engine:
                 admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
                 admin.execute(f"CREATE DATABASE {BENCH_DB}")
             return self.server_url + BENCH_DB
-        import pymysql
-
-        host, port = self.server_url.split("://")[1].split("@")[1].rstrip("/").split(":")
-        admin = pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+        admin = self.mysql_admin()
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
             cursor.execute(f"CREATE DATABASE {BENCH_DB}")
         admin.close()
         return self.server_url + BENCH_DB
+
+    def mysql_admin(self) -> Any:
+        import pymysql
+
+        host, port = self.server_url.split("://")[1].split("@")[1].rstrip("/").split(":")
+        return pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+
+    def describe(self) -> str:
+        """Which server (or library) this is; for PostgreSQL also its data folder and fsync."""
+        if self.name == "sqlite":
+            import sqlite3
+
+            return f"SQLite {sqlite3.sqlite_version}"
+        if self.name == "postgresql":
+            return pgcluster.describe(self.server_url + "postgres")
+        admin = self.mysql_admin()
+        version = admin.get_server_info().removeprefix("5.5.5-")  # MariaDB's old-client prefix
+        admin.close()
+        return f"MySQL/MariaDB {version}"
 
     def reachable(self) -> bool:
         try:
@@ -158,36 +188,37 @@ def install_ours() -> None:
     """A regular (non-editable) install of this checkout, with both drivers."""
     if not Path(PYTHON).exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "psycopg[binary]",
-                        "PyMySQL"], check=True)
+    # psycopg2 is for the floor only; a no-op when already installed
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "psycopg[binary]",
+                    "psycopg2-binary", "PyMySQL"], check=True)
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--force-reinstall", str(HERE.parent)], check=True)
 
 
-def install_peers(enabled: bool) -> dict[str, str]:
-    """Paths of the peers' executables that could be installed."""
+def install_peers(wanted: list[str]) -> dict[str, str]:
+    """Paths of the executables of the ``wanted`` peers that could be installed."""
     found: dict[str, str] = {}
-    if not enabled:
-        return found
-    npm_dir = WORK / "npm"
-    dbmate = npm_dir / "node_modules" / ".bin" / "dbmate"
-    if not dbmate.exists() and shutil.which("npm"):
-        subprocess.run(["npm", "install", "--silent", "--prefix", str(npm_dir), "dbmate@2"],
-                       check=False, capture_output=True)
-    if dbmate.exists():
-        found["dbmate"] = str(dbmate)
-    else:
-        print("# dbmate: npm not available or install failed; peer skipped")
-    venv = WORK / "yoyo"
-    yoyo = venv / "bin" / "yoyo"
-    if not yoyo.exists():
-        subprocess.run([PYTHON, "-m", "venv", str(venv)], check=False)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "yoyo-migrations",
-                        "psycopg[binary]", "pymysql"], check=False, capture_output=True)
-    if yoyo.exists():
-        found["yoyo"] = str(yoyo)
-    else:
-        print("# yoyo: pip install failed; peer skipped")
+    if "dbmate" in wanted:
+        npm_dir = WORK / "npm"
+        dbmate = npm_dir / "node_modules" / ".bin" / "dbmate"
+        if not dbmate.exists() and shutil.which("npm"):
+            subprocess.run(["npm", "install", "--silent", "--prefix", str(npm_dir),
+                            "dbmate@2"], check=False, capture_output=True)
+        if dbmate.exists():
+            found["dbmate"] = str(dbmate)
+        else:
+            print("# dbmate: npm not available or install failed; peer skipped")
+    if "yoyo" in wanted:
+        venv = WORK / "yoyo"
+        yoyo = venv / "bin" / "yoyo"
+        if not yoyo.exists():
+            subprocess.run([PYTHON, "-m", "venv", str(venv)], check=False)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "yoyo-migrations",
+                            "psycopg[binary]", "pymysql"], check=False, capture_output=True)
+        if yoyo.exists():
+            found["yoyo"] = str(yoyo)
+        else:
+            print("# yoyo: pip install failed; peer skipped")
     return found
 
 
@@ -222,6 +253,7 @@ class Sample:
     seconds: list[float] = field(default_factory=list)
     rss_mb: float = 0.0
     failed: str = ""
+    wanted: int = 0  # runs asked for; fewer were made when one exceeded the case budget
 
     @property
     def median(self) -> float:
@@ -273,7 +305,7 @@ def run_once(command: list[str]) -> tuple[float, float, str]:
 
 def measure(prepare: Callable[[], str], command_for: Callable[[str], list[str]], runs: int,
             budget: float) -> Sample:
-    sample = Sample()
+    sample = Sample(wanted=runs)
     for _ in range(runs):
         url = prepare()
         seconds, rss, failure = run_once(command_for(url))
@@ -305,11 +337,47 @@ def print_block(engine: str, case: str, results: Results) -> None:
               f"{ratio(sample, raw):>8}{ratio(sample, floor):>9}")
 
 
-def ratio(sample: Sample, base: Sample | None) -> str:
+def ratio(sample: Sample | None, base: Sample | None) -> str:
     """``sample``'s median over ``base``'s, when both were measured."""
-    if base is None or not base.seconds or base.failed:
+    if sample is None or base is None or not sample.seconds or not base.seconds:
         return "-"
     return f"{sample.median / base.median:.2f}"
+
+
+def summary(results: Results) -> str:
+    """One markdown table of all cases: medians in seconds and ours' ratios."""
+    columns = ["ours", "raw", "floor", *PEERS]
+    lines = [f"| engine | case | {' | '.join(columns)} | ours/floor | ours/raw |",
+             "|---|---|" + "---:|" * (len(columns) + 2)]
+    for engine, case in dict.fromkeys((e, c) for e, c, _ in results):
+        row = {tool: sample for (e, c, tool), sample in results.items() if (e, c) == (engine, case)}
+        if case == "startup":
+            row = {"ours": row["--help"], "raw": row["python -c pass"]}
+            case = "startup (ours: --help, raw: python -c pass)"
+        cells = [cell(row.get(tool)) for tool in columns]
+        ratios = [ratio(row.get("ours"), row.get(base)) for base in ("floor", "raw")]
+        lines.append(f"| {engine} | {case} | {' | '.join(cells + ratios)} |")
+    lines.append("\nMedians in seconds (W4 apply: half the runs); * fewer runs than asked "
+                 "(one exceeded the case budget); failed: see the log; empty: not run.")
+    return "\n".join(lines)
+
+
+def cell(sample: Sample | None) -> str:
+    if sample is None:
+        return ""
+    if sample.failed or not sample.seconds:
+        return "failed"
+    return f"{sample.median:.3f}" + ("*" if len(sample.seconds) < sample.wanted else "")
+
+
+def write_out(path: str, table: str, results: Results, meta: dict[str, object]) -> None:
+    """The summary table, then the run's settings and every sample as JSON."""
+    records = [{"engine": e, "case": c, "tool": t, "seconds": s.seconds,
+                "median": s.median if s.seconds else None, "rss_mb": s.rss_mb,
+                "failed": s.failed} for (e, c, t), s in results.items()]
+    data = json.dumps({"meta": meta, "results": records}, indent=1)
+    header = f"# sibila_sqlmig benchmark, {meta['started']}, commit {meta['commit']}"
+    Path(path).write_text(f"{header}\n\n{table}\n\n```json\n{data}\n```\n")
 
 
 def main() -> None:
@@ -318,20 +386,52 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--engines", default="sqlite,postgresql,mysql")
     parser.add_argument("--workloads", default="W1,W2,W3,W4,startup")
-    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help="comma-separated peers to run (dbmate, yoyo), or none")
+    parser.add_argument("--no-peers", action="store_true", help="same as --peers none")
     parser.add_argument("--case-budget", type=float, default=30.0,
                         help="do not repeat a case whose run took longer (seconds)")
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/")
+    parser.add_argument("--postgres", default=None, metavar="URL",
+                        help="an existing server, e.g. postgresql://postgres@127.0.0.1:5432/ "
+                             "(default: a throwaway cluster in benchmarks/.work/pgcluster)")
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/")
+    parser.add_argument("--out", metavar="PATH", help="write the summary and JSON results here")
     args = parser.parse_args()
+    peers = [] if args.no_peers or args.peers == "none" else args.peers.split(",")
+    if set(peers) - set(PEERS):
+        parser.error(f"--peers: choose from {', '.join(PEERS)}, or none")
     run_once([sys.executable, "-c", "pass"])  # start the launcher while this process is small
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` runs
+    cluster = None
+    if "postgresql" in args.engines.split(",") and args.postgres is None:
+        cluster = pgcluster.Cluster(WORK / "pgcluster")
+    try:
+        if cluster:
+            try:
+                args.postgres = cluster.start()
+            except Exception as error:  # reported like an unreachable server
+                print(f"# postgresql: the throwaway cluster failed; skipped: {error}")
+                args.engines = ",".join(e for e in args.engines.split(",") if e != "postgresql")
+        run(args, peers, "throwaway cluster" if cluster else "--postgres")
+    finally:
+        if cluster:
+            cluster.stop()
+
+
+def run(args: argparse.Namespace, wanted_peers: list[str], postgres_source: str) -> None:
+    started = time.time()
     WORK.mkdir(exist_ok=True)
     install_ours()
     wanted = args.workloads.split(",")
-    peers = install_peers(not args.no_peers)
+    peers = install_peers(wanted_peers)
     engines = [Engine(name, {"postgresql": args.postgres, "mysql": args.mysql}.get(name, ""))
                for name in args.engines.split(",")]
     engines = [engine for engine in engines if engine.reachable()]
+    servers = {engine.name: engine.describe() for engine in engines}
+    if "postgresql" in servers:
+        servers["postgresql"] += f" ({postgres_source})"
+    for name, text in servers.items():
+        print(f"# {name}: {text}")
     results: Results = {}
     tools = ["raw", "floor", "ours", *peers]
 
@@ -368,6 +468,19 @@ def main() -> None:
             no_op_case(engine, "W4", root, tools, peers, args, results)
             no_op_case(engine, "W4 at 1,000", lay_out(make_tiny(1_000)), ["floor", "ours"],
                        peers, args, results)
+
+    table = summary(results)
+    minutes = (time.time() - started) / 60
+    print(f"\n## Summary ({args.runs} runs a case, {minutes:.1f} minutes)\n\n{table}")
+    if args.out:
+        commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "unknown"
+        meta = {"started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+                "minutes": round(minutes, 1), "commit": commit, "servers": servers,
+                "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                "peers": sorted(peers), "args": vars(args)}
+        write_out(args.out, table, results, meta)
+        print(f"# written to {args.out}")
 
 
 def no_op_case(engine: Engine, label: str, root: Path, tools: list[str],
