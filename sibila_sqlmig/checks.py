@@ -53,24 +53,28 @@ def _needs_own_transaction(words: tuple[str, ...], dialect: str) -> bool:
     return any(words[: len(prefix)] == prefix for prefix in _NON_TRANSACTIONAL[dialect])
 
 
-def check_statements(statements: Sequence[Statement], *, path: Path, dialect: str,
+def check_statements(statements: Sequence[Statement], *, path: Path | str, dialect: str,
                      transactional: bool) -> list[Problem]:
     """Problems that must stop a file before its first statement runs."""
     problems: list[Problem] = []
     if not transactional:
         return problems
-    header = path.parent / HEADER_FILE
     for statement in statements:
         words = head_words(statement.sql)
         if _is_transaction_control(words[:3], dialect):
-            problems.append(Problem(path, (
+            problems.append(Problem(Path(path), (
                 f"'{' '.join(leading_words(statement.sql, 2))}' controls the transaction, but the "
                 "file already runs in one transaction with its tracking row, and this would "
                 "end it early. Remove it, or set 'transaction: false' in "
-                f"{header} to run each statement on its own."), statement.line))
+                f"{_header_of(path)} to run each statement on its own."), statement.line))
         elif _needs_own_transaction(words, dialect):
-            problems.append(Problem(path, (
+            problems.append(Problem(Path(path), (
                 f"'{' '.join(leading_words(statement.sql, 4))}' cannot run inside a transaction "
-                f"on {dialect}. Set 'transaction: false' in {header} (and keep such statements "
-                "in a version of their own)."), statement.line))
+                f"on {dialect}. Set 'transaction: false' in {_header_of(path)} (and keep such "
+                "statements in a version of their own)."), statement.line))
     return problems
+
+
+def _header_of(path: Path | str) -> Path:
+    """The migration.yaml beside a SQL file (only built for a message: pathlib is slow)."""
+    return Path(path).parent / HEADER_FILE

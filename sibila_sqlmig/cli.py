@@ -46,8 +46,32 @@ class _Output:
             print(text, file=self.stream)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, given the terminal's width.
+
+    argparse makes a formatter for every add_argument, and one that is not given a
+    width imports shutil (and with it zlib, bz2 and lzma) to ask the terminal: 4 ms
+    of every command's start on the benchmark machine (benchmarks/run.py, startup).
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_width() - 2)  # argparse's own margin
+
+
+def _terminal_width() -> int:
+    """The width shutil.get_terminal_size() would give: $COLUMNS, the terminal, or 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     group = common.add_argument_group("settings")
     group.add_argument("--database", metavar="URL",
                        help="sqlite:///file.db, postgresql://..., mysql://... or a file path")
@@ -66,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sibila-sqlmig`` (also used by the docs test)."""
     parser = argparse.ArgumentParser(prog="sibila-sqlmig", description=DESCRIPTION,
                                      epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # An explicit prog spares argparse a help formatter (and importing shutil) per run.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
@@ -74,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_common_options()]
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=common, help=help_text, description=help_text)
+        return commands.add_parser(name, parents=common, help=help_text, description=help_text,
+                                   formatter_class=_Formatter)
 
     status = add("status", "show applied, pending, edited, missing and unverified versions")
     status.add_argument("--json", action="store_true", help="print JSON")

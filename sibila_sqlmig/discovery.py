@@ -164,36 +164,41 @@ def _with_headers(migrations: Sequence[Migration], problems: list[Problem]) -> l
 
 
 def _read_header(folder: str, problems: list[Problem]) -> Header | None:
-    present = set(os.listdir(folder))
-    for required in (HEADER_FILE, DOWN_FILE):
-        if required not in present:
-            problems.append(Problem(Path(folder, required), MISSING))
-    if HEADER_FILE not in present:
-        return None
-    path = Path(folder, HEADER_FILE)
+    # Plain strings and no listdir: this runs for every version of status and verify.
+    down = os.path.join(folder, DOWN_FILE)
+    if not os.path.exists(down):
+        problems.append(Problem(Path(down), MISSING))
+    location = os.path.join(folder, HEADER_FILE)
     try:
-        data = read_mapping(path)
+        data = read_mapping(location)
+    except FileNotFoundError:
+        problems.append(Problem(Path(location), MISSING))
+        return None
     except YamlProblem as problem:
         problems.append(Problem(problem.path, problem.message, problem.line))
         return None
-    return _validate_header(path, data or {}, problems)
+    return _validate_header(location, data or {}, problems)
 
 
-def _validate_header(path: Path, data: dict[str, Any], problems: list[Problem]) -> Header | None:
+def _validate_header(location: str, data: dict[str, Any],
+                     problems: list[Problem]) -> Header | None:
     found = len(problems)
+
+    def problem(message: str) -> None:
+        problems.append(Problem(Path(location), message))  # a Path only when needed
+
     for key, value in data.items():
         expected = HEADER_KEYS.get(key)
         if expected is None:
-            problems.append(Problem(path, f"unknown key {key!r}; the keys are "
-                                    f"{', '.join(HEADER_KEYS)} (check the spelling)"))
+            problem(f"unknown key {key!r}; the keys are {', '.join(HEADER_KEYS)} (check the "
+                    "spelling)")
         elif not isinstance(value, expected):
-            problems.append(Problem(path, f"{key!r} must be a {expected.__name__}, "
-                                    f"not {_short(value)}"))
+            problem(f"{key!r} must be a {expected.__name__}, not {_short(value)}")
     description = data.get("description")
     if description is None:
-        problems.append(Problem(path, "missing the required key 'description'"))
+        problem("missing the required key 'description'")
     elif isinstance(description, str) and not description.strip():
-        problems.append(Problem(path, "'description' is empty"))
+        problem("'description' is empty")
     if len(problems) > found:
         return None
     return Header(str(description), bool(data.get("transaction", True)))

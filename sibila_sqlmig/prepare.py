@@ -114,7 +114,7 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
         tuple(statements) if keep else None,
         any(backend.commits_implicitly(s.sql) for s in statements),
     )
-    refused = check_statements(statements, path=source.path, dialect=backend.dialect,
+    refused = check_statements(statements, path=source.location, dialect=backend.dialect,
                                transactional=prepared.transactional)
     return prepared, refused
 

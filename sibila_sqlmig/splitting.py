@@ -66,7 +66,17 @@ def has_statement(text: str, dialect: str) -> bool:
     are judged exactly as when the file runs, and cheaply.
     """
     _check_dialect(dialect)
-    return _Splitter(normalise_text(text), dialect).next_start(0) is not None
+    text = normalise_text(text)
+    if _KEYWORD_FIRST.match(text):
+        return True
+    return _Splitter(text, dialect).next_start(0) is not None
+
+
+# Nearly every file starts with a keyword, and then a statement starts there in every
+# dialect (MySQL's DELIMITER directive aside). This look costs 0.3 us against 1.8 us
+# for the scanner: 15 ms of a no-op run over 10,000 versions (benchmarks W4). A
+# property test checks that has_statement agrees with split_sql.
+_KEYWORD_FIRST = re.compile(r"\s*+(?!DELIMITER\b)[A-Za-z]", re.I)
 
 
 def _check_dialect(dialect: str) -> None:

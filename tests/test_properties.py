@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sibila_sqlmig.splitting import split_sql
+from sibila_sqlmig.splitting import SplitError, has_statement, split_sql
 from sibila_sqlmig.sqlfile import normalise_bytes, normalise_text
 from sibila_sqlmig.yamlfile import _NOT_SIMPLE, _load_simple
 
@@ -126,3 +126,18 @@ def test_text_and_bytes_are_normalised_alike(text: str) -> None:
     """sqlfile normalises bytes (what is hashed) and text (what split_sql is given) by
     the same rule."""
     assert normalise_bytes(text.encode("utf-8")) == normalise_text(text).encode("utf-8")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(["sqlite", "postgresql", "mysql"]),
+       st.lists(st.sampled_from(["-- c\n", "/* c */", "/*!40101 SET NAMES utf8 */", "# c\n",
+                                 ";", " ", "\n", "\r\n", "\ufeff", "DELIMITER $$\n",
+                                 "delimiter ;\n", "$$", "SELECT 1", "E'x'", "'a'", "x",
+                                 "/* /* nested */ */", "--x\n", "(1)"]), max_size=6).map("".join))
+def test_has_statement_agrees_with_split_sql(dialect: str, text: str) -> None:
+    """has_statement's quick look for a leading keyword never disagrees with the scanner."""
+    try:
+        expected = bool(split_sql(text, dialect))
+    except SplitError:
+        return
+    assert has_statement(text, dialect) is expected
