@@ -3,6 +3,7 @@
     python benchmarks/run.py                       # everything reachable, 5 runs a case
     python benchmarks/run.py --engines sqlite --runs 3 --workloads W1,W3,startup
     python benchmarks/run.py --peers dbmate --out /tmp/bench.md   # skip yoyo; save table
+    python benchmarks/run.py --baseline main --out /tmp/ab.md     # this tree against main
 
 Workloads (generated into benchmarks/.work/):
   W1  500 migrations, each CREATE TABLE + CREATE INDEX (down drops them)
@@ -12,18 +13,27 @@ Workloads (generated into benchmarks/.work/):
   W4  10,000 tiny migrations: apply all, then no-op migrate and status
       (and the no-op at 1,000, to show how it grows)
   startup  --help against python -c pass
-Baselines: raw (the same SQL in one transaction: sqlite3 executescript, psql -f,
-mariadb <) and floor (benchmarks/floor.py). Peers (--peers, default dbmate,yoyo;
-"none" for none): dbmate (npm package, installed into benchmarks/.work/npm) and
-yoyo-migrations (pip, benchmarks/.work/yoyo venv).
+Tools: ours (this checkout, installed non-editable into benchmarks/.work/venv);
+raw (the same SQL in one transaction: sqlite3 executescript, psql -f, mariadb <);
+floor (benchmarks/floor.py); peers (--peers, default dbmate,yoyo; "none" for
+none): dbmate (npm package, installed into benchmarks/.work/npm) and
+yoyo-migrations (pip, benchmarks/.work/yoyo venv); and with --baseline REF,
+before: the package at that git commit or ref, installed into
+benchmarks/.work/venv-baseline (again only when REF names another commit) and
+run exactly like ours, wherever ours runs.
 PostgreSQL: by default a throwaway cluster (benchmarks/pgcluster.py; initdb into
 benchmarks/.work/pgcluster, default settings with fsync on, 127.0.0.1 at a free
 port, deleted at the end); --postgres URL uses an existing server instead.
 MariaDB: the server at --mysql.
-Medians of --runs runs; a case whose single run exceeds --case-budget seconds
-is not repeated (the runs column says so). Peak RSS is per process. The end
-prints a markdown summary of all cases; --out PATH also writes it, with the
-full results as JSON, to PATH.
+Measuring: the tools of a case take turns (run 1 of each, then run 2 of each,
+..., each round starting one tool later), so a burst of outside load is shared
+out rather than landing on one tool. Each run is on a fresh database; a no-op
+case runs on the database the tool set up for itself. A tool whose single run
+exceeds --case-budget seconds is not repeated (the runs column says so).
+Medians of --runs runs, with their spread (±: half the max-min range over the
+median) in the per-case blocks. Peak RSS is per process. The end prints a
+markdown summary of all cases; --out PATH also writes it, with the full results
+as JSON, to PATH. Tables and JSON are made by benchmarks/report.py.
 """
 
 from __future__ import annotations
@@ -34,82 +44,31 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pgcluster
-from workloads import data_file
+from report import Results, Sample, print_block, summary, write_out
+from workloads import lay_out, make_tiny, make_w1, make_w2
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 WORK = HERE / ".work"
 VENV = WORK / "venv"
 PYTHON = str(VENV / "bin" / "python")  # ours as a user installs it (not editable)
+BASELINE_VENV = WORK / "venv-baseline"  # --baseline: the package at that commit
+BASELINE_PYTHON = str(BASELINE_VENV / "bin" / "python")
+DRIVERS = ("psycopg[binary]", "psycopg2-binary", "PyMySQL")  # psycopg2: for the floor only
 BENCH_DB = "sqlmig_bench"
 PEERS = ("dbmate", "yoyo")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-# --- workloads -----------------------------------------------------------------------------
-
-@dataclass
-class Workload:
-    name: str
-    ups: list[tuple[str, str]]  # (slug, sql)
-    downs: list[str]
-
-
-def make_w1() -> Workload:
-    ups = [(f"table_{i}", f"CREATE TABLE t_{i} (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n"
-            f"CREATE INDEX idx_t_{i}_name ON t_{i} (name);\n") for i in range(1, 501)]
-    return Workload("W1", ups, [f"DROP TABLE t_{i};\n" for i in range(1, 501)])
-
-
-def make_w2() -> Workload:
-    ups = [(f"data_{i}", data_file(f"d_{i}", rows=20_000, rows_per_insert=500, seed=i))
-           for i in range(1, 21)]
-    return Workload("W2", ups, [f"DROP TABLE d_{i};\n" for i in range(1, 21)])
-
-
-def make_tiny(count: int) -> Workload:
-    ups = [("tiny_table", "CREATE TABLE tiny (a INTEGER);\n")]
-    ups += [(f"tiny_{i}", f"INSERT INTO tiny VALUES ({i});\n") for i in range(2, count + 1)]
-    downs = ["DROP TABLE tiny;\n"] + [f"DELETE FROM tiny WHERE a = {i};\n"
-                                     for i in range(2, count + 1)]
-    return Workload(f"tiny{count}", ups, downs)
-
-
-def lay_out(workload: Workload) -> Path:
-    """Write the workload in each tool's layout; returns its folder."""
-    root = WORK / workload.name
-    if (root / "done").exists():
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    for sub in ("ours", "dbmate", "yoyo"):
-        (root / sub).mkdir(parents=True)
-    with open(root / "raw.sql", "w") as raw:
-        raw.write("BEGIN;\n")
-        pairs = zip(workload.ups, workload.downs, strict=True)
-        for number, ((slug, up), down) in enumerate(pairs, 1):
-            name = f"{number:05d}_{slug}"
-            folder = root / "ours" / name
-            folder.mkdir()
-            (folder / "migration.yaml").write_text(f"description: {slug}\n")
-            (folder / "up.sql").write_text(up)
-            (folder / "down.sql").write_text(down)
-            (root / "dbmate" / f"{name}.sql").write_text(
-                f"-- migrate:up\n{up}\n-- migrate:down\n{down}")
-            (root / "yoyo" / f"{name}.sql").write_text(up)
-            (root / "yoyo" / f"{name}.rollback.sql").write_text(down)
-            raw.write(up)
-        raw.write("COMMIT;\n")
-    (root / "done").write_text("")
-    return root
 
 
 # --- engines -------------------------------------------------------------------------------
@@ -119,26 +78,39 @@ class Engine:
     name: str
     server_url: str = ""
 
-    def fresh(self) -> str:
-        """An empty database; returns our URL for it."""
+    def fresh(self, name: str = BENCH_DB) -> str:
+        """An empty database ``name`` (dropped first if it exists); returns our URL for it."""
         if self.name == "sqlite":
-            path = WORK / "bench.db"
-            for leftover in (path, path.with_name("bench.db-journal")):
-                leftover.unlink(missing_ok=True)
-            return str(path)
+            self.drop(name)
+            return str(WORK / f"{name}.db")
+        self.admin(self.drop_sql(name), f"CREATE DATABASE {name}")
+        return self.server_url + name
+
+    def drop(self, name: str) -> None:
+        if self.name == "sqlite":
+            for suffix in (".db", ".db-journal"):
+                (WORK / f"{name}{suffix}").unlink(missing_ok=True)
+        else:
+            self.admin(self.drop_sql(name))
+
+    def drop_sql(self, name: str) -> str:
+        force = " WITH (FORCE)" if self.name == "postgresql" else ""
+        return f"DROP DATABASE IF EXISTS {name}{force}"
+
+    def admin(self, *statements: str) -> None:
+        """Run ``statements`` on the server, outside any database of ours."""
         if self.name == "postgresql":
             import psycopg
 
-            with psycopg.connect(self.server_url + "postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-                admin.execute(f"CREATE DATABASE {BENCH_DB}")
-            return self.server_url + BENCH_DB
-        admin = self.mysql_admin()
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-            cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-        admin.close()
-        return self.server_url + BENCH_DB
+            with psycopg.connect(self.server_url + "postgres", autocommit=True) as connection:
+                for statement in statements:
+                    connection.execute(statement)
+            return
+        connection = self.mysql_admin()
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+        connection.close()
 
     def mysql_admin(self) -> Any:
         import pymysql
@@ -184,15 +156,45 @@ def yoyo_url(url: str) -> str:
 
 # --- tools ---------------------------------------------------------------------------------
 
-def install_ours() -> None:
-    """A regular (non-editable) install of this checkout, with both drivers."""
-    if not Path(PYTHON).exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    # psycopg2 is for the floor only; a no-op when already installed
-    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "psycopg[binary]",
-                    "psycopg2-binary", "PyMySQL"], check=True)
-    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--force-reinstall", str(HERE.parent)], check=True)
+def install(python: str, venv: Path, source: Path) -> None:
+    """A regular (non-editable) install of the package in ``source`` into ``venv``.
+
+    Its dependencies (as ``source`` declares them) and the drivers are installed
+    when missing; the package itself is rebuilt and reinstalled every time.
+    """
+    if not Path(python).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    project = tomllib.loads((source / "pyproject.toml").read_text()).get("project", {})
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *DRIVERS,
+                    *project.get("dependencies", [])], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--force-reinstall", str(source)], check=True)
+
+
+def resolve(ref: str) -> str:
+    """The full commit id that ``ref`` names in this repository, or "" if none."""
+    found = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet",
+                            f"{ref}^{{commit}}"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def install_baseline(commit: str) -> None:
+    """The package at ``commit`` into BASELINE_VENV, unless it holds that commit already."""
+    marker = BASELINE_VENV / "baseline-commit"
+    if Path(BASELINE_PYTHON).exists() and marker.exists() and marker.read_text().strip() == commit:
+        return
+    print(f"# before: installing the package at {commit[:12]} into {BASELINE_VENV}")
+    marker.unlink(missing_ok=True)  # a failed install must not look like a finished one
+    with tempfile.TemporaryDirectory(prefix="sqlmig-baseline-") as tree:
+        git = subprocess.Popen(["git", "-C", str(REPO), "archive", commit],
+                               stdout=subprocess.PIPE)
+        assert git.stdout
+        tar = subprocess.Popen(["tar", "-x", "-C", tree], stdin=git.stdout)
+        git.stdout.close()  # tar holds the pipe now
+        if tar.wait() or git.wait():
+            raise RuntimeError(f"could not export commit {commit} (git archive | tar -x)")
+        install(BASELINE_PYTHON, BASELINE_VENV, Path(tree))
+    marker.write_text(commit + "\n")
 
 
 def install_peers(wanted: list[str]) -> dict[str, str]:
@@ -224,9 +226,10 @@ def install_peers(wanted: list[str]) -> dict[str, str]:
 
 def commands(tool: str, url: str, root: Path, peers: dict[str, str], action: str) -> list[str]:
     """The command line of ``tool`` doing ``action`` (apply or status) on ``root``."""
-    if tool == "ours":
+    if tool in ("ours", "before"):
         command = "migrate" if action == "apply" else "status"
-        return [PYTHON, "-m", "sibila_sqlmig", command, "--database", url, "--migrations",
+        python = PYTHON if tool == "ours" else BASELINE_PYTHON
+        return [python, "-m", "sibila_sqlmig", command, "--database", url, "--migrations",
                 str(root / "ours"), "--config", os.devnull, "-q"]
     if tool == "floor":
         return [PYTHON, str(HERE / "floor.py"), url, str(root / "ours")]
@@ -248,20 +251,12 @@ def commands(tool: str, url: str, root: Path, peers: dict[str, str], action: str
     return [PYTHON, "-c", script, url, raw]
 
 
-@dataclass
-class Sample:
-    seconds: list[float] = field(default_factory=list)
-    rss_mb: float = 0.0
-    failed: str = ""
-    wanted: int = 0  # runs asked for; fewer were made when one exceeded the case budget
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds) if self.seconds else float("nan")
-
+# --- measuring -----------------------------------------------------------------------------
 
 # Linux carries a parent's peak RSS into a forked child's ru_maxrss, so commands are
-# started by this small launcher process, begun before the harness grows.
+# started by this small launcher process, begun before the harness grows. It (and so
+# every command) runs in WORK: `python -m` puts the current folder first on sys.path,
+# and in the checkout that would import its sibila_sqlmig/ instead of the venv's.
 LAUNCHER = """
 import json, os, subprocess, sys, tempfile, time
 for line in sys.stdin:
@@ -281,7 +276,8 @@ class Launcher:
     """Runs commands from a process whose own memory stays small."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", LAUNCHER], text=True,
+        WORK.mkdir(exist_ok=True)
+        self.process = subprocess.Popen([sys.executable, "-c", LAUNCHER], text=True, cwd=WORK,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def run(self, command: list[str]) -> tuple[float, float, str]:
@@ -303,82 +299,80 @@ def run_once(command: list[str]) -> tuple[float, float, str]:
     return _launcher.run(command)
 
 
-def measure(prepare: Callable[[], str], command_for: Callable[[str], list[str]], runs: int,
-            budget: float) -> Sample:
-    sample = Sample(wanted=runs)
-    for _ in range(runs):
-        url = prepare()
-        seconds, rss, failure = run_once(command_for(url))
-        if failure:
-            sample.failed = failure.strip().splitlines()[-1] if failure.strip() else "failed"
-            break
-        sample.seconds.append(seconds)
-        sample.rss_mb = max(sample.rss_mb, rss)
-        if seconds > budget:
-            break
-    return sample
+Job = Callable[[], list[str]]  # prepares a tool's database; returns the command to time
 
 
-# --- the report ----------------------------------------------------------------------------
+def measure(jobs: dict[str, Job], runs: int, budget: float) -> dict[str, Sample]:
+    """Up to ``runs`` runs of each job, round-robin: run 1 of every tool, then run 2, ...
 
-Results = dict[tuple[str, str, str], Sample]  # (engine, case, tool) -> sample
-
-
-def print_block(engine: str, case: str, results: Results) -> None:
-    rows = {tool: sample for (e, c, tool), sample in results.items() if e == engine and c == case}
-    raw, floor = rows.get("raw"), rows.get("floor")
-    print(f"\n{engine} {case}")
-    print(f"  {'tool':<8}{'median s':>10}{'runs':>6}{'RSS MB':>9}{'x raw':>8}{'x floor':>9}")
-    for tool, sample in rows.items():
-        if sample.failed:
-            print(f"  {tool:<8}  failed: {sample.failed[:90]}")
-            continue
-        print(f"  {tool:<8}{sample.median:>10.3f}{len(sample.seconds):>6}{sample.rss_mb:>9.1f}"
-              f"{ratio(sample, raw):>8}{ratio(sample, floor):>9}")
-
-
-def ratio(sample: Sample | None, base: Sample | None) -> str:
-    """``sample``'s median over ``base``'s, when both were measured."""
-    if sample is None or base is None or not sample.seconds or not base.seconds:
-        return "-"
-    return f"{sample.median / base.median:.2f}"
-
-
-def summary(results: Results) -> str:
-    """One markdown table of all cases: medians in seconds and ours' ratios."""
-    columns = ["ours", "raw", "floor", *PEERS]
-    lines = [f"| engine | case | {' | '.join(columns)} | ours/floor | ours/raw |",
-             "|---|---|" + "---:|" * (len(columns) + 2)]
-    for engine, case in dict.fromkeys((e, c) for e, c, _ in results):
-        row = {tool: sample for (e, c, tool), sample in results.items() if (e, c) == (engine, case)}
-        if case == "startup":
-            row = {"ours": row["--help"], "raw": row["python -c pass"]}
-            case = "startup (ours: --help, raw: python -c pass)"
-        cells = [cell(row.get(tool)) for tool in columns]
-        ratios = [ratio(row.get("ours"), row.get(base)) for base in ("floor", "raw")]
-        lines.append(f"| {engine} | {case} | {' | '.join(cells + ratios)} |")
-    lines.append("\nMedians in seconds (W4 apply: half the runs); * fewer runs than asked "
-                 "(one exceeded the case budget); failed: see the log; empty: not run.")
-    return "\n".join(lines)
+    Each round starts one tool later, so no tool always follows the same one. A
+    burst of outside load thus hits every tool's runs alike instead of one tool's
+    median. A tool that fails, or whose run exceeds ``budget`` seconds, stops.
+    """
+    samples = {tool: Sample(wanted=runs) for tool in jobs}
+    order = list(jobs)
+    stopped: set[str] = set()
+    for number in range(runs if order else 0):
+        first = number % len(order)
+        for tool in order[first:] + order[:first]:
+            if tool in stopped:
+                continue
+            sample = samples[tool]
+            seconds, rss, failure = run_once(jobs[tool]())
+            if failure:
+                sample.failed = failure.strip().splitlines()[-1] if failure.strip() else "failed"
+                stopped.add(tool)
+                continue
+            sample.seconds.append(seconds)
+            sample.rss_mb = max(sample.rss_mb, rss)
+            if seconds > budget:
+                stopped.add(tool)
+    return samples
 
 
-def cell(sample: Sample | None) -> str:
-    if sample is None:
-        return ""
-    if sample.failed or not sample.seconds:
-        return "failed"
-    return f"{sample.median:.3f}" + ("*" if len(sample.seconds) < sample.wanted else "")
+@dataclass
+class Bench:
+    """What every case needs: the peers' executables, --runs, --case-budget; the results."""
+
+    peers: dict[str, str]
+    runs: int
+    budget: float
+    results: Results = field(default_factory=dict)
+
+    def record(self, engine: str, case: str, samples: dict[str, Sample]) -> None:
+        self.results.update({(engine, case, tool): sample for tool, sample in samples.items()})
+        print_block(engine, case, self.results)
+
+    def apply_case(self, engine: Engine, case: str, root: Path, tools: list[str],
+                   runs: int | None = None) -> None:
+        """Each tool applies ``root``, each run to a fresh database."""
+        jobs = {tool: lambda t=tool: commands(t, engine.fresh(), root, self.peers, "apply")
+                for tool in tools}
+        self.record(engine.name, case, measure(jobs, runs or self.runs, self.budget))
+
+    def no_op_cases(self, engine: Engine, label: str, root: Path, tools: list[str]) -> None:
+        """Each tool applies ``root`` (untimed) to a database of its own, where its no-op
+        migrate, then its status, are timed; the databases are dropped at the end."""
+        urls: dict[str, str] = {}
+        failed: dict[str, Sample] = {}
+        for tool in tools:
+            if tool != "raw":
+                urls[tool] = engine.fresh(f"{BENCH_DB}_{tool}")
+                _, _, failure = run_once(commands(tool, urls[tool], root, self.peers, "apply"))
+                if failure:
+                    failed[tool] = Sample(failed=f"setup: {failure.strip()[-80:]}")
+        for action, verb in (("apply", "migrate"), ("status", "status")):
+            names = [tool for tool in urls if not (tool == "floor" and action == "status")]
+            jobs = {tool: lambda t=tool, a=action: commands(t, urls[t], root, self.peers, a)
+                    for tool in names if tool not in failed}
+            measured = measure(jobs, self.runs, self.budget)
+            self.record(engine.name, f"{label} no-op {verb}",
+                        {tool: failed.get(tool) or measured[tool] for tool in names})
+        for tool in urls:
+            engine.drop(f"{BENCH_DB}_{tool}")
 
 
-def write_out(path: str, table: str, results: Results, meta: dict[str, object]) -> None:
-    """The summary table, then the run's settings and every sample as JSON."""
-    records = [{"engine": e, "case": c, "tool": t, "seconds": s.seconds,
-                "median": s.median if s.seconds else None, "rss_mb": s.rss_mb,
-                "failed": s.failed} for (e, c, t), s in results.items()]
-    data = json.dumps({"meta": meta, "results": records}, indent=1)
-    header = f"# sibila_sqlmig benchmark, {meta['started']}, commit {meta['commit']}"
-    Path(path).write_text(f"{header}\n\n{table}\n\n```json\n{data}\n```\n")
-
+# --- main ----------------------------------------------------------------------------------
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -396,10 +390,16 @@ def main() -> None:
                              "(default: a throwaway cluster in benchmarks/.work/pgcluster)")
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/")
     parser.add_argument("--out", metavar="PATH", help="write the summary and JSON results here")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="also measure the package at this git commit or ref (as 'before') "
+                             "wherever ours runs")
     args = parser.parse_args()
     peers = [] if args.no_peers or args.peers == "none" else args.peers.split(",")
     if set(peers) - set(PEERS):
         parser.error(f"--peers: choose from {', '.join(PEERS)}, or none")
+    baseline = resolve(args.baseline) if args.baseline else ""
+    if args.baseline and not baseline:
+        parser.error(f"--baseline: {args.baseline!r} names no commit in {REPO}")
     run_once([sys.executable, "-c", "pass"])  # start the launcher while this process is small
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` runs
     cluster = None
@@ -412,18 +412,21 @@ def main() -> None:
             except Exception as error:  # reported like an unreachable server
                 print(f"# postgresql: the throwaway cluster failed; skipped: {error}")
                 args.engines = ",".join(e for e in args.engines.split(",") if e != "postgresql")
-        run(args, peers, "throwaway cluster" if cluster else "--postgres")
+        run(args, peers, "throwaway cluster" if cluster else "--postgres", baseline)
     finally:
         if cluster:
             cluster.stop()
 
 
-def run(args: argparse.Namespace, wanted_peers: list[str], postgres_source: str) -> None:
+def run(args: argparse.Namespace, wanted_peers: list[str], postgres_source: str,
+        baseline: str) -> None:
+    """Install, then measure every wanted case on every reachable engine, then report."""
     started = time.time()
-    WORK.mkdir(exist_ok=True)
-    install_ours()
+    install(PYTHON, VENV, REPO)
+    if baseline:
+        install_baseline(baseline)
     wanted = args.workloads.split(",")
-    peers = install_peers(wanted_peers)
+    bench = Bench(install_peers(wanted_peers), args.runs, args.case_budget)
     engines = [Engine(name, {"postgresql": args.postgres, "mysql": args.mysql}.get(name, ""))
                for name in args.engines.split(",")]
     engines = [engine for engine in engines if engine.reachable()]
@@ -432,78 +435,59 @@ def run(args: argparse.Namespace, wanted_peers: list[str], postgres_source: str)
         servers["postgresql"] += f" ({postgres_source})"
     for name, text in servers.items():
         print(f"# {name}: {text}")
-    results: Results = {}
-    tools = ["raw", "floor", "ours", *peers]
+    ours = ["ours", "before"] if baseline else ["ours"]
+    tools = ["raw", "floor", *ours, *bench.peers]
 
     if "startup" in wanted:
-        results[("python", "startup", "python -c pass")] = measure(
-            lambda: "", lambda _: [PYTHON, "-c", "pass"], args.runs, args.case_budget)
-        results[("python", "startup", "--help")] = measure(
-            lambda: "", lambda _: [PYTHON, "-m", "sibila_sqlmig", "--help"], args.runs,
-            args.case_budget)
-        print_block("python", "startup", results)
+        jobs: dict[str, Job] = {"python -c pass": lambda: [PYTHON, "-c", "pass"],
+                                "--help": lambda: [PYTHON, "-m", "sibila_sqlmig", "--help"]}
+        if baseline:
+            jobs["before --help"] = lambda: [BASELINE_PYTHON, "-m", "sibila_sqlmig", "--help"]
+        bench.record("python", "startup", measure(jobs, bench.runs, bench.budget))
 
     for engine in engines:
         for name, make in (("W1", make_w1), ("W2", make_w2)):
-            if name not in wanted and not (name == "W1" and "W3" in wanted):
-                continue
-            root = lay_out(make())
-            if name in wanted:
-                for tool in tools:
-                    results[(engine.name, name, tool)] = measure(
-                        engine.fresh, lambda url, t=tool, r=root: commands(t, url, r, peers,
-                                                                            "apply"),
-                        args.runs, args.case_budget)
-                print_block(engine.name, name, results)
+            if name in wanted or (name == "W1" and "W3" in wanted):
+                root = lay_out(make(), WORK)  # W3 needs W1's files
+                if name in wanted:
+                    bench.apply_case(engine, name, root, tools)
         if "W3" in wanted:
-            no_op_case(engine, "W3", lay_out(make_w1()), tools, peers, args, results)
+            bench.no_op_cases(engine, "W3", lay_out(make_w1(), WORK), tools)
         if "W4" in wanted:
-            root = lay_out(make_tiny(10_000))
-            for tool in tools[1:]:
-                results[(engine.name, "W4 apply", tool)] = measure(
-                    engine.fresh,
-                    lambda url, t=tool, r=root: commands(t, url, r, peers, "apply"),
-                    max(1, args.runs // 2), args.case_budget)
-            print_block(engine.name, "W4 apply", results)
-            no_op_case(engine, "W4", root, tools, peers, args, results)
-            no_op_case(engine, "W4 at 1,000", lay_out(make_tiny(1_000)), ["floor", "ours"],
-                       peers, args, results)
+            root = lay_out(make_tiny(10_000), WORK)
+            bench.apply_case(engine, "W4 apply", root, [t for t in tools if t != "raw"],
+                             runs=max(1, args.runs // 2))
+            bench.no_op_cases(engine, "W4", root, tools)
+            bench.no_op_cases(engine, "W4 at 1,000", lay_out(make_tiny(1_000), WORK),
+                              ["floor", *ours])
 
-    table = summary(results)
+    label = ""
+    if baseline:
+        label = baseline[:9] if baseline.startswith(args.baseline) else \
+            f"{args.baseline} ({baseline[:9]})"
+    table = summary(bench.results, PEERS, label)
     minutes = (time.time() - started) / 60
     print(f"\n## Summary ({args.runs} runs a case, {minutes:.1f} minutes)\n\n{table}")
     if args.out:
-        commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip() or "unknown"
         meta = {"started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-                "minutes": round(minutes, 1), "commit": commit, "servers": servers,
+                "minutes": round(minutes, 1), "commit": describe_checkout(),
+                "baseline": {"ref": args.baseline, "commit": baseline} if baseline else None,
+                "servers": servers,
                 "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                "peers": sorted(peers), "args": vars(args)}
-        write_out(args.out, table, results, meta)
+                "peers": sorted(bench.peers), "args": vars(args)}
+        write_out(args.out, table, bench.results, meta)
         print(f"# written to {args.out}")
 
 
-def no_op_case(engine: Engine, label: str, root: Path, tools: list[str],
-               peers: dict[str, str], args: argparse.Namespace, results: Results) -> None:
-    """Apply once with each tool (untimed), then time its no-op migrate and its status."""
-    for tool in tools:
-        if tool == "raw":
-            continue
-        url = engine.fresh()
-        _, _, failure = run_once(commands(tool, url, root, peers, "apply"))
-        for action in ("apply", "status"):
-            if tool == "floor" and action == "status":
-                continue
-            key = (engine.name, f"{label} no-op {'migrate' if action == 'apply' else 'status'}",
-                   tool)
-            if failure:
-                results[key] = Sample(failed=f"setup: {failure.strip()[-80:]}")
-                continue
-            results[key] = measure(lambda url=url: url,
-                                   lambda u, t=tool, a=action: commands(t, u, root, peers, a),
-                                   args.runs, args.case_budget)
-    for action in ("migrate", "status"):
-        print_block(engine.name, f"{label} no-op {action}", results)
+def describe_checkout() -> str:
+    """HEAD's short commit id, and whether the package's files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--", "sibila_sqlmig", "pyproject.toml")
+    return commit + (" + uncommitted changes" if changed else "")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Generated SQL workloads shared by the benchmarks (deterministic: seeded)."""
+"""Generated SQL workloads shared by the benchmarks (deterministic: seeded), and the
+workloads of run.py (W1, W2, the tiny ones) laid out for each tool."""
 
 from __future__ import annotations
 
 import random
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 # Strings that make a naive splitter go wrong: ; -- /* */ quotes and backslashes.
@@ -40,3 +43,64 @@ def write_version(root: Path, number: int, slug: str, up: str, down: str) -> Non
     (folder / "migration.yaml").write_text(f"description: {slug}\n")
     (folder / "up.sql").write_text(up)
     (folder / "down.sql").write_text(down)
+
+
+# --- the workloads of benchmarks/run.py -------------------------------------------------
+
+@dataclass
+class Workload:
+    name: str
+    ups: list[tuple[str, str]]  # (slug, sql)
+    downs: list[str]
+
+
+def make_w1() -> Workload:
+    ups = [(f"table_{i}", f"CREATE TABLE t_{i} (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n"
+            f"CREATE INDEX idx_t_{i}_name ON t_{i} (name);\n") for i in range(1, 501)]
+    return Workload("W1", ups, [f"DROP TABLE t_{i};\n" for i in range(1, 501)])
+
+
+def make_w2() -> Workload:
+    ups = [(f"data_{i}", data_file(f"d_{i}", rows=20_000, rows_per_insert=500, seed=i))
+           for i in range(1, 21)]
+    return Workload("W2", ups, [f"DROP TABLE d_{i};\n" for i in range(1, 21)])
+
+
+def make_tiny(count: int) -> Workload:
+    ups = [("tiny_table", "CREATE TABLE tiny (a INTEGER);\n")]
+    ups += [(f"tiny_{i}", f"INSERT INTO tiny VALUES ({i});\n") for i in range(2, count + 1)]
+    downs = ["DROP TABLE tiny;\n"] + [f"DELETE FROM tiny WHERE a = {i};\n"
+                                     for i in range(2, count + 1)]
+    return Workload(f"tiny{count}", ups, downs)
+
+
+def lay_out(workload: Workload, work: Path) -> Path:
+    """Write the workload in each tool's layout under ``work`` (once); returns its folder.
+
+    ``ours/`` holds a folder per version, ``dbmate/`` and ``yoyo/`` their files,
+    and ``raw.sql`` all the up SQL in one transaction.
+    """
+    root = work / workload.name
+    if (root / "done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("ours", "dbmate", "yoyo"):
+        (root / sub).mkdir(parents=True)
+    with open(root / "raw.sql", "w") as raw:
+        raw.write("BEGIN;\n")
+        pairs = zip(workload.ups, workload.downs, strict=True)
+        for number, ((slug, up), down) in enumerate(pairs, 1):
+            name = f"{number:05d}_{slug}"
+            folder = root / "ours" / name
+            folder.mkdir()
+            (folder / "migration.yaml").write_text(f"description: {slug}\n")
+            (folder / "up.sql").write_text(up)
+            (folder / "down.sql").write_text(down)
+            (root / "dbmate" / f"{name}.sql").write_text(
+                f"-- migrate:up\n{up}\n-- migrate:down\n{down}")
+            (root / "yoyo" / f"{name}.sql").write_text(up)
+            (root / "yoyo" / f"{name}.rollback.sql").write_text(down)
+            raw.write(up)
+        raw.write("COMMIT;\n")
+    (root / "done").write_text("")
+    return root
