@@ -68,11 +68,25 @@ class PostgresBackend(Backend):
             self._connection = None
 
     def execute(self, sql: str) -> None:
-        connection = self._connection
-        result = connection.pgconn.exec_params(sql.encode(), [])
+        self._check(self._connection.pgconn.exec_params(sql.encode(), []))
+
+    # Transaction control straight through libpq: psycopg's cursor machinery costs
+    # 40 us more per file than the round trip itself (0.4 s of 10,000 tiny files, W4).
+    def begin(self) -> None:
+        self._check(self._connection.pgconn.exec_(b"BEGIN"))
+
+    def commit(self) -> None:
+        self._check(self._connection.pgconn.exec_(b"COMMIT"))
+
+    def rollback(self) -> None:
+        self._check(self._connection.pgconn.exec_(b"ROLLBACK"))
+
+    def _check(self, result: Any) -> None:
+        """Raise the driver's error for a failed libpq result."""
         if result.status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE,
                              pq.ExecStatus.NONFATAL_ERROR):
-            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+            raise psycopg.errors.error_from_result(result,
+                                                   encoding=self._connection.info.encoding)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection.cursor() as cursor:
