@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MigrationFilesError, Problem
-from .model import DOWN_FILE, HEADER_FILE, UP_FILE, Header, Migration
+from .model import DOWN_FILE, HEADER_FILE, UP_FILE, Header, Migration, SqlFile
 from .splitting import has_statement
 from .sqlfile import MISSING, read_sql_file, read_text
 from .yamlfile import YamlProblem, read_mapping
@@ -64,18 +64,18 @@ def discover(migrations_dir: Path, dialect: str, *, headers: bool = True) -> lis
                 "same number; renumber one of them")))
             continue
         by_number[number] = folder
-        migration = _read_version(folder, version, number, dialect, problems)
-        if migration is None:
+        up = _read_up_sql(folder, dialect, problems)
+        if up is None:
             continue
-        text = migration.up.text
-        if text is not None:
-            if len(text) <= budget:
-                budget -= len(text)
+        if up.text is not None:
+            if len(up.text) <= budget:
+                budget -= len(up.text)
             else:  # past the budget: read again when it runs
-                migration = migration._replace(up=migration.up._replace(text=None))
-        migrations.append(migration)
-    if headers or problems:  # failing anyway: report the headers' problems too
-        migrations = _with_headers(migrations, problems)
+                up = up._replace(text=None)
+        header = _read_header(folder, problems) if headers else None
+        migrations.append(Migration(version, number, folder, up, header))
+    if problems and not headers:  # failing anyway: report the headers' problems too
+        _with_headers(migrations, problems)
     if problems:
         raise MigrationFilesError(problems)
     migrations.sort(key=lambda migration: migration.number)
@@ -131,8 +131,8 @@ def _version_folders(migrations_dir: Path, problems: list[Problem]) -> list[tupl
     return folders
 
 
-def _read_version(folder: str, version: str, number: int, dialect: str,
-                  problems: list[Problem]) -> Migration | None:
+def _read_up_sql(folder: str, dialect: str, problems: list[Problem]) -> SqlFile | None:
+    """A version's up.sql, once it is readable UTF-8 and holds a statement of ``dialect``."""
     # Plain strings: this runs for every version on every command (see model.SqlFile).
     up_location = os.path.join(folder, UP_FILE)
     try:
@@ -150,7 +150,7 @@ def _read_version(folder: str, version: str, number: int, dialect: str,
             f"holds no SQL statement for {dialect}; write the change, or delete the "
             "version folder")))
         return None
-    return Migration(version, number, folder, up)
+    return up
 
 
 def _with_headers(migrations: Sequence[Migration], problems: list[Problem]) -> list[Migration]:

@@ -89,6 +89,10 @@ def test_schema_qualified_table_and_url_parameters_on_postgres(postgres_db: Scra
     bad = cli("status", "--database", postgres_db.url + "?no_such_option=1", "--migrations",
               str(migrations))
     assert bad.code == 1 and "no_such_option" in bad.err
+    twice = cli("status", "--database", postgres_db.url + "?dbname=other", "--migrations",
+                str(migrations))
+    assert twice.code == 2 and "gives dbname as a query parameter too" in twice.err
+    assert "Traceback" not in twice.err
 
 
 def test_schema_qualified_table_is_refused_elsewhere(sqlite_db: ScratchDatabase,

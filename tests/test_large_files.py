@@ -89,3 +89,19 @@ def test_a_large_file_is_hashed_once_and_its_edits_are_caught(cli, tmp_path: Pat
     (folder / "up.sql").write_text(_big_insert(5000).replace("row; 42 ", "row; 43 "))
     verify = cli("verify", *args)
     assert verify.code == 1 and "001" in verify.out
+
+
+def test_a_dry_run_result_reads_nothing_after_it_was_made(tmp_path: Path) -> None:
+    """RunResult.to_dict() is a value's view: the files may be gone by then."""
+    import shutil
+
+    from sibila_sqlmig import Migrator
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_big", _big_insert(5000))
+    result = Migrator(database=str(tmp_path / "db.sqlite"), migrations=migrations,
+                      config="/dev/null").migrate(dry_run=True)
+    shutil.rmtree(migrations)
+    [planned] = result.to_dict()["migrations"]
+    assert [statement["line"] for statement in planned["statements"]] == [1, 2]
+    assert planned["statements"][1]["sql"].startswith("INSERT INTO big VALUES")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import DatabaseError, DriverMissingError, LockTimeoutError
+from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
 from .base import Backend
 
 try:
@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
 APPLICATION_NAME = "sibila-sqlmig"
+# libpq parameters the URL's own parts give (a ?password= became the password).
+_FROM_THE_URL = frozenset({"host", "port", "user", "dbname"})
 _POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
 
 
@@ -42,6 +44,11 @@ class PostgresBackend(Backend):
         url = self.url
         options: dict[str, Any] = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
         options.update(dict(url.query))
+        twice = sorted(_FROM_THE_URL.intersection(options))
+        if twice:
+            raise ConfigError(f"The database URL {url} gives {', '.join(twice)} as a query "
+                              "parameter too; write it once, in the URL itself "
+                              "(postgresql://user@host:port/dbname).")
         try:
             return psycopg.connect(host=url.host, port=url.port or 5432, user=url.user or None,
                                    password=url.password or None, dbname=url.database,
