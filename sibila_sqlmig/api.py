@@ -93,21 +93,27 @@ def _entry_dict(entry: VersionStatus) -> dict[str, Any]:
 
 
 class VerifyResult(NamedTuple):
-    """Drift found by ``verify``: edited and missing fail it; unverified does not."""
+    """Drift found by ``verify``: edited and missing fail it; unverified does not.
+
+    ``nothing_applied`` explains a database where no version is recorded while the
+    folder holds some (a wrong database or table name would verify nothing): it
+    fails too, unless verify was asked to allow an empty database.
+    """
 
     edited: list[str]
     missing: list[str]
     unverified: list[str]
     report: StatusReport
+    nothing_applied: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.edited and not self.missing
+        return not self.edited and not self.missing and not self.nothing_applied
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``verify --json`` (documented in README)."""
         return {"ok": self.ok, "edited": self.edited, "missing": self.missing,
-                "unverified": self.unverified}
+                "unverified": self.unverified, "nothing_applied": self.nothing_applied or None}
 
 
 class RepairResult(NamedTuple):
@@ -116,6 +122,7 @@ class RepairResult(NamedTuple):
     updated: list[str]  # edited versions whose checksum now matches the file
     filled: list[str]  # NULL checksums filled in
     forgotten: list[str]  # rows of missing versions deleted (forget_missing)
+    missing: Sequence[str] = ()  # rows of missing versions kept (without forget_missing)
 
 
 class Migrator:
@@ -136,15 +143,25 @@ class Migrator:
         return StatusResult(self.settings.database.redacted(), str(self.settings.table),
                             build_status(migrations, rows))
 
-    def verify(self) -> VerifyResult:
-        """Edited, missing and unverified versions; ``ok`` is False on edited or missing."""
+    def verify(self, *, allow_empty: bool = False) -> VerifyResult:
+        """Edited, missing and unverified versions; ``ok`` is False on edited or missing,
+        and on a database that records no version while the folder holds some (unless
+        ``allow_empty``: a brand-new database)."""
         report = self.status().report
 
         def versions(state: State) -> list[str]:
             return [entry.version for entry in report.having(state)]
 
+        nothing = ""
+        if not allow_empty and report.entries and not report.recorded:
+            nothing = (f"no applied version is recorded: the tracking table "
+                       f"{self.settings.table} is missing or empty in "
+                       f"{self.settings.database.redacted()}, while "
+                       f"{self.settings.migrations_dir} holds {len(report.entries)} "
+                       "version(s). Check --database and --table (a wrong one verifies "
+                       "nothing); for a database that is new on purpose, pass --allow-empty.")
         return VerifyResult(versions(State.EDITED), versions(State.MISSING),
-                            versions(State.UNVERIFIED), report)
+                            versions(State.UNVERIFIED), report, nothing)
 
     # --- changing the database ---------------------------------------------------------
     #
@@ -218,8 +235,9 @@ class Migrator:
                 for entry in missing:
                     assert entry.row is not None
                     backend.unrecord(entry.row.version)
+            kept = [] if forget_missing else report.having(State.MISSING)
             return RepairResult([e.version for e in edited], [e.version for e in unverified],
-                                [e.version for e in missing])
+                                [e.version for e in missing], [e.version for e in kept])
 
     def create(self, description: str) -> Path:
         """Write a new version folder; return its path."""

@@ -30,20 +30,47 @@ SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_TIMEOUT) > sibila_sqlmig.yaml > default.
 
 
 class _Output:
-    """Human output: colour only on a terminal and never with NO_COLOR."""
+    """Human output: colour only on a terminal and never with NO_COLOR.
+
+    A reader that goes away (``sibila-sqlmig migrate | head -2``) silences the
+    output but never stops the command: a migration half-way must not be cut
+    short because nobody reads its progress.
+    """
 
     def __init__(self, stream: TextIO, quiet: bool, verbose: bool) -> None:
         self.stream = stream
         self.quiet = quiet
         self.verbose = verbose
         self.colour = stream.isatty() and "NO_COLOR" not in os.environ
+        self.reader_gone = False
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
 
     def line(self, text: str = "", *, always: bool = False) -> None:
-        if always or not self.quiet:
+        if self.reader_gone or not (always or not self.quiet):
+            return
+        try:
             print(text, file=self.stream)
+        except BrokenPipeError:
+            self.reader_gone = True
+
+    def json(self, data: Any) -> None:
+        import json
+
+        self.line(json.dumps(data, indent=2, ensure_ascii=False), always=True)
+
+    def close(self) -> None:
+        """Flush; a closed pipe then points stdout at /dev/null, so that Python's own
+        flush at exit finds nothing to complain about."""
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+        if self.reader_gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -124,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = add("verify", "for CI: exit 1 when an applied version was edited or is missing")
     verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.add_argument("--allow-empty", action="store_true",
+                        help="pass on a database where no version is applied yet")
 
     baseline = add("baseline", "record versions up to VERSION as applied without running them")
     baseline.add_argument("version", metavar="VERSION")
@@ -155,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(a 'transaction: false' file keeps the statements that had run); "
               "`sibila-sqlmig status` shows where things stand", file=sys.stderr)
         return 130
+    finally:
+        out.close()
 
 
 def _migrator(args: argparse.Namespace) -> Migrator:
@@ -164,19 +195,13 @@ def _migrator(args: argparse.Namespace) -> Migrator:
                     table=args.table, lock_timeout=args.lock_timeout)
 
 
-def _print_json(data: Any) -> None:
-    import json
-
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 def _status(args: argparse.Namespace, out: _Output) -> int:
     from .model import State
     from .planner import drift_problems
 
     result = _migrator(args).status()
     if args.json:
-        _print_json(result.to_dict())
+        out.json(result.to_dict())
         return EXIT_OK
     out.line(f"database: {result.database}   table: {result.table}")
     rows = result.report.entries
@@ -184,11 +209,14 @@ def _status(args: argparse.Namespace, out: _Output) -> int:
         out.line("No versions on disk and none applied.")
     colours = {State.APPLIED: "32", State.PENDING: "33", State.EDITED: "31",
                State.MISSING: "31", State.UNVERIFIED: "36"}
-    for entry in rows:
+    states = [entry.state.value + (" (out of order)" if entry.out_of_order else "")
+              for entry in rows]
+    width = max(map(len, states), default=0)
+    for entry, state in zip(rows, states, strict=True):
         applied_at = entry.row.applied_at if entry.row and entry.row.applied_at else ""
-        state = entry.state.value + (" (out of order)" if entry.out_of_order else "")
-        out.line(f"  {entry.version:<8} {out.paint(f'{state:<11}', colours[entry.state])} "
-                 f"{applied_at[:19]:<19}  {entry.description}")
+        # The versions are the command's result: shown with --quiet too.
+        out.line(f"  {entry.version:<8} {out.paint(state.ljust(width), colours[entry.state])} "
+                 f"{applied_at[:19]:<19}  {entry.description}", always=True)
     counts = ", ".join(f"{len(result.report.having(state))} {state.value}" for state in State
                        if result.report.having(state))
     out.line(counts)
@@ -199,7 +227,7 @@ def _status(args: argparse.Namespace, out: _Output) -> int:
 
 def _show_plan(result: RunResult, out: _Output, args: argparse.Namespace) -> None:
     if args.json:
-        _print_json(result.to_dict())
+        out.json(result.to_dict())
         return
     verb = "apply" if result.direction == "up" else "roll back"
     if not result.planned:
@@ -265,12 +293,14 @@ def _create(args: argparse.Namespace, out: _Output) -> int:
 def _verify(args: argparse.Namespace, out: _Output) -> int:
     from .planner import drift_problems
 
-    result = _migrator(args).verify()
+    result = _migrator(args).verify(allow_empty=args.allow_empty)
     if args.json:
-        _print_json(result.to_dict())
+        out.json(result.to_dict())
     else:
         for line in drift_problems(result.report):
             out.line(line, always=True)
+        if result.nothing_applied:
+            out.line(f"  {result.nothing_applied}", always=True)
         if result.unverified:
             out.line(f"unverified (no checksum stored, e.g. from Sibila's earlier system): "
                      f"{', '.join(result.unverified)}; `sibila-sqlmig repair` records them.")
@@ -296,6 +326,9 @@ def _repair(args: argparse.Namespace, out: _Output) -> int:
             out.line(f"{label}: {', '.join(versions)}")
     if not (result.updated or result.filled or result.forgotten):
         out.line("Nothing to repair.")
+    if result.missing:
+        out.line(f"applied but gone from the migrations folder: {', '.join(result.missing)}; "
+                 "`sibila-sqlmig repair --forget-missing` deletes their rows.")
     return EXIT_OK
 
 

@@ -63,7 +63,7 @@ class MigrationFilesError(SqlmigError):
         self.problems = list(problems)
         count = len(self.problems)
         head = "1 problem" if count == 1 else f"{count} problems"
-        lines = [f"{head} in the migrations folder; nothing was run:"]
+        lines = [f"{head} in the migrations folder; the database was not changed:"]
         lines += [f"  {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
 
@@ -103,7 +103,7 @@ class ExecutedStatement(NamedTuple):
 
 
 class StatementError(SqlmigError):
-    """A statement of a migration file failed in the database."""
+    """A statement of a migration file (up.sql, or down.sql when rolling back) failed."""
 
     def __init__(
         self,
@@ -116,6 +116,7 @@ class StatementError(SqlmigError):
         rolled_back: bool,
         left_applied: Sequence[ExecutedStatement] = (),
         note: str = "",
+        direction: str = "up",
     ) -> None:
         self.version = version
         self.path = path
@@ -124,21 +125,26 @@ class StatementError(SqlmigError):
         self.database_message = database_message
         self.rolled_back = rolled_back
         self.left_applied = list(left_applied)
+        self.direction = direction
+        verb = "applying" if direction == "up" else "rolling back"
         lines = [
-            f"{path}:{line}: statement failed in version {version}: {database_message}",
+            f"{path}:{line}: statement failed {verb} version {version}: {database_message}",
             f"  statement: {_excerpt(sql)}",
         ]
+        # Applying, a failure leaves the version unrecorded; rolling back, recorded.
+        state = ("it was not recorded" if direction == "up"
+                 else "it is still recorded as applied")
         if rolled_back and not self.left_applied:
-            lines.append(f"  Nothing of version {version} was applied and it was not recorded.")
+            lines.append(f"  Nothing of {path.name} stayed in the database, and {state}.")
         else:
-            lines.append(
-                f"  Version {version} was not recorded. These statements had already run"
-                " and remain in the database:"
-            )
+            lines.append(f"  Version {version}: {state}. These statements of {path.name} had "
+                         "already run and remain in the database:")
             lines += [f"    line {done.line}: {_excerpt(done.sql)}" for done in self.left_applied]
         if note:
             lines.append(f"  {note}")
-        lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run again.")
+        again = "migrate" if direction == "up" else "rollback"
+        lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run "
+                     f"{again} again.")
         super().__init__("\n".join(lines))
 
 

@@ -107,7 +107,7 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
                if limit is None or (entry.number is not None and entry.number <= limit)]
     late = [entry for entry in pending if entry.out_of_order]
     if late and not out_of_order:
-        newest = max(entry.number or 0 for entry in report.recorded)
+        newest = max(report.recorded, key=lambda entry: entry.number or 0).version
         names = ", ".join(entry.version for entry in late)
         raise OutOfOrderError(
             f"migrate refused: pending version(s) {names} are older than the newest applied "
@@ -132,6 +132,12 @@ def plan_rollback(report: StatusReport, *, steps: int | None = None,
         limit = 0 if target.strip().isdigit() and int(target) == 0 else \
             resolve_version(report, target, option="--to").number or 0
         chosen = [entry for entry in recorded if (entry.number or 0) > limit]
+    elif steps is not None and steps > len(recorded):
+        applied = ", ".join(entry.version for entry in reversed(recorded))
+        raise RollbackRefused(
+            f"--steps {steps}: only {len(recorded)} version(s) are applied ({applied}); "
+            f"nothing was rolled back. Give --steps {len(recorded)} (or --to 0) to roll "
+            "them all back.")
     else:
         chosen = recorded[: steps or 1]
     plan = []

@@ -121,6 +121,7 @@ def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
             rolled_back=in_transaction,
             left_applied=[ExecutedStatement(done.line, done.sql) for done in left],
             note=note,
+            direction=prepared.direction,
         ) from None
 
 

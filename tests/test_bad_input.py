@@ -85,7 +85,7 @@ def test_every_problem_is_reported_in_one_run(cli, tmp_path: Path, migrations: P
     message = _migrate(cli, tmp_path, migrations)
     assert message.count("\n  ") >= 4
     assert "oops" in message and "descriptio" in message and "003_b/up.sql" in message
-    assert "problems in the migrations folder; nothing was run" in message
+    assert "problems in the migrations folder; the database was not changed" in message
 
 
 def test_missing_migrations_folder(cli, tmp_path: Path) -> None:
@@ -215,3 +215,38 @@ def test_a_symbolically_linked_version_folder_works(cli, tmp_path: Path,
     assert result.code == 0, result.err
     assert "applied 002 Linked from elsewhere" in result.out
     assert cli("verify", *args).code == 0
+
+
+@pytest.mark.parametrize("command", [["migrate", "--dry-run"], ["migrate"], ["status"],
+                                     ["status", "--json"]])
+def test_a_reader_that_goes_away_ends_no_command_early_and_shows_no_traceback(
+        tmp_path: Path, command: list[str]) -> None:
+    """``sibila-sqlmig ... | head -1``: a real pipe closed after one line."""
+    import subprocess
+    import sys
+
+    migrations = tmp_path / "migrations"
+    for number in range(1, 301):  # far more output than a pipe buffer holds
+        write_version(migrations, f"{number:03d}_step", f"CREATE TABLE t{number} (a INT);\n"
+                      + "-- padding to make the dry run long\n" * 5 + "SELECT 1;\n")
+    database = tmp_path / "db.sqlite"
+    if command == ["status"] or command == ["status", "--json"]:
+        subprocess.run([sys.executable, "-m", "sibila_sqlmig", "migrate", "--database",
+                        str(database), "--migrations", str(migrations), "--config", "/dev/null",
+                        "-q"], check=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sibila_sqlmig", *command, "--database", str(database),
+         "--migrations", str(migrations), "--config", "/dev/null"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()  # what `head -1` does
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
+    if command == ["migrate"]:  # every version was applied, not only the ones shown
+        import sqlite3
+
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("SELECT count(*) FROM schema_migrations").fetchone() \
+                == (300,)

@@ -56,7 +56,7 @@ def test_failure_in_the_middle_of_a_file_applies_nothing_of_it(
     result = cli("migrate", *_args(db, migrations))
     assert result.code == 1
     up = migrations / "003_three" / "up.sql"
-    assert f"{up}:3: statement failed in version 003" in result.err
+    assert f"{up}:3: statement failed applying version 003" in result.err
     assert "Traceback" not in result.err
     assert db.versions() == ["001", "002"]
     assert db.rows("SELECT a FROM t1") == [(2,)]  # the first INSERT of 003 was rolled back
@@ -77,7 +77,8 @@ def test_transactional_ddl_is_rolled_back_on_failure(db: ScratchDatabase, migrat
         assert "commits DDL implicitly" in result.err
         assert db.rows("SELECT a FROM made") == []  # the INSERT after the DDL rolled back
     else:
-        assert "Nothing of version 001 was applied" in result.err
+        assert "Nothing of up.sql stayed in the database, and it was not recorded" \
+            in result.err
         assert "made" not in db.tables()
 
 
@@ -102,6 +103,10 @@ def test_rollback_runs_down_sql_and_deletes_the_row(db: ScratchDatabase, migrati
     nothing = cli("rollback", *_args(db, migrations))
     assert nothing.code == 1
     assert "Nothing to roll back" in nothing.err
+    assert cli("migrate", *_args(db, migrations, "--to", "1")).code == 0
+    too_many = cli("rollback", *_args(db, migrations, "--steps", "2"))
+    assert too_many.code == 1 and "only 1 version(s) are applied (001)" in too_many.err
+    assert db.versions() == ["001"]
 
 
 def test_failing_down_sql_keeps_the_version_recorded(db: ScratchDatabase, migrations: Path,
@@ -111,12 +116,18 @@ def test_failing_down_sql_keeps_the_version_recorded(db: ScratchDatabase, migrat
     assert cli("migrate", *_args(db, migrations)).code == 0
     result = cli("rollback", *_args(db, migrations))
     assert result.code == 1
-    assert "down.sql:2:" in result.err
+    assert "down.sql:2: statement failed rolling back version 001" in result.err
+    assert "was applied" not in result.err and "not recorded" not in result.err
+    assert "run rollback again" in result.err
     assert db.versions() == ["001"]
     if db.engine == "mysql":  # MySQL commits before a DDL statement, even one that fails
+        assert "Version 001: it is still recorded as applied. These statements of down.sql " \
+            "had already run" in result.err
         assert "line 1: DELETE FROM t1" in result.err
         assert db.rows("SELECT a FROM t1") == []
     else:
+        assert "Nothing of down.sql stayed in the database, and it is still recorded as " \
+            "applied" in result.err
         assert db.rows("SELECT a FROM t1") == [(1,)]  # the DELETE was rolled back too
 
 
@@ -190,7 +201,7 @@ def test_out_of_order_pending_version_is_refused_unless_asked(
     write_version(migrations, "002_two", "CREATE TABLE t2 (a INT);\n")
     refused = cli("migrate", *_args(db, migrations))
     assert refused.code == 1
-    assert "002 are older than the newest applied version (3)" in refused.err
+    assert "002 are older than the newest applied version (003)" in refused.err
     assert "--out-of-order" in refused.err
     assert cli("migrate", *_args(db, migrations, "--out-of-order")).code == 0
     assert db.versions() == ["001", "002", "003"]
@@ -350,3 +361,19 @@ def test_a_mysqldump_preamble_runs_on_mysql_and_is_a_comment_elsewhere(
         assert result.code == 2
         assert "002_only_preamble/up.sql: holds no SQL statement" in result.err
         assert "001_dump" not in result.err
+
+
+def test_verify_fails_where_nothing_is_applied_unless_allowed(db: ScratchDatabase,
+                                                              migrations: Path, cli) -> None:
+    """A wrong database or --table must not pass CI by verifying nothing."""
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    fresh = cli("verify", *_args(db, migrations))
+    assert fresh.code == 1
+    assert "no applied version is recorded: the tracking table schema_migrations is " \
+        "missing or empty" in fresh.out and "--allow-empty" in fresh.out
+    assert cli("verify", *_args(db, migrations, "--allow-empty")).code == 0
+    assert cli("migrate", *_args(db, migrations)).code == 0
+    assert cli("verify", *_args(db, migrations)).code == 0
+    typo = cli("verify", *_args(db, migrations, "--table", "schema_migration", "--json"))
+    assert typo.code == 1
+    assert json.loads(typo.out)["nothing_applied"].startswith("no applied version")

@@ -104,7 +104,8 @@ def test_migrate_refuses_drift_naming_each_version_and_the_fix() -> None:
 def test_migrate_refuses_out_of_order_unless_asked() -> None:
     report = build_status([migration("001"), migration("002"), migration("003")],
                           [row("001"), row("003")])
-    with pytest.raises(OutOfOrderError, match="002 are older than the newest applied"):
+    with pytest.raises(OutOfOrderError, match=r"002 are older than the newest applied "
+                       r"version \(003\)"):
         plan_migrate(report)
     assert plan_migrate(report, out_of_order=True).numbers == [2]
 
@@ -137,6 +138,9 @@ def test_rollback_refusals() -> None:
         plan_rollback(report, steps=0)
     with pytest.raises(UsageError, match="not both"):
         plan_rollback(report, steps=1, target="1")
+    with pytest.raises(RollbackRefused, match=r"--steps 2: only 1 version\(s\) are applied "
+                       r"\(001\); nothing was rolled back"):
+        plan_rollback(report, steps=2)
 
 
 def test_baseline_marks_unrecorded_versions_up_to_the_target() -> None:

@@ -146,8 +146,11 @@ def test_read_only_commands_never_create_the_database(sibila: tuple[str, Path], 
     url, migrations = sibila
     path = Path(url.removeprefix("sqlite:///"))
     args = ["--database", url, "--migrations", str(migrations)]
-    for command in (["status"], ["verify"], ["migrate", "--dry-run"], ["status", "--json"]):
+    for command in (["status"], ["verify", "--allow-empty"], ["migrate", "--dry-run"],
+                    ["status", "--json"]):
         assert cli(*command, *args).code == 0
+    empty = cli("verify", *args)
+    assert empty.code == 1 and "no applied version is recorded" in empty.out
     nothing = cli("rollback", "--dry-run", *args)
     assert nothing.code == 1 and "Nothing to roll back" in nothing.err
     assert not path.exists()

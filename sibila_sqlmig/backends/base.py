@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..config import DatabaseURL, TableName
+from ..errors import DatabaseError
 from ..model import AppliedRow
 
 
@@ -64,6 +65,13 @@ class Backend(abc.ABC):
     def error_offset(self, error: BaseException) -> int | None:
         """Where in the statement the error is (1-based character), where the engine says."""
         return None
+
+    def cannot_connect(self, error: BaseException) -> DatabaseError:
+        """The error for a connection the driver refused: where, why, what to check."""
+        reason = self.error_message(error).rstrip(". ")
+        return DatabaseError(f"Cannot connect to {self.url}: {reason}. Check the URL "
+                             "(--database or SIBILA_SQLMIG_DATABASE) and that the server is "
+                             "running.")
 
     def scrub(self, text: str) -> str:
         """Remove the password from a message, whatever the driver put in it."""

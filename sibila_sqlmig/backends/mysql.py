@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
+from ..errors import ConfigError, DriverMissingError, LockTimeoutError
 from ..splitting import head_words
 from .base import Backend
 
@@ -61,9 +61,7 @@ class MySQLBackend(Backend):
                 host=url.host, port=url.port or 3306, user=url.user or "root",
                 password=url.password, database=url.database, autocommit=True, **options)
         except pymysql.err.MySQLError as error:
-            raise DatabaseError(f"Cannot connect to {url}: {self.error_message(error)}. Check "
-                                "the URL (--database or SIBILA_SQLMIG_DATABASE) and that the "
-                                "server is running.") from None
+            raise self.cannot_connect(error) from None
         return True
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DatabaseError, DriverMissingError, LockTimeoutError
+from ..errors import ConfigError, DriverMissingError, LockTimeoutError
 from .base import Backend
 
 try:
@@ -54,9 +54,7 @@ class PostgresBackend(Backend):
                                    password=url.password or None, dbname=url.database,
                                    autocommit=True, **options)
         except psycopg.Error as error:
-            raise DatabaseError(f"Cannot connect to {url}: {self.error_message(error)} Check "
-                                "the URL (--database or SIBILA_SQLMIG_DATABASE) and that the "
-                                "server is running.") from None
+            raise self.cannot_connect(error) from None
 
     def connect(self, *, create: bool) -> bool:
         if self._connection is not None:

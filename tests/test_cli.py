@@ -1,0 +1,53 @@
+"""Command-line habits: what a newcomer sees on SQLite, the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import write_version
+
+
+def _args(tmp_path: Path, migrations: Path) -> list[str]:
+    return ["--database", str(tmp_path / "db.sqlite"), "--migrations", str(migrations)]
+
+
+def test_status_columns_line_up_with_an_out_of_order_version_and_quiet_keeps_them(
+        cli, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    write_version(migrations, "003_three", "CREATE TABLE t3 (a INT);\n")
+    args = _args(tmp_path, migrations)
+    assert cli("migrate", *args).code == 0
+    write_version(migrations, "002_two", "CREATE TABLE t2 (a INT);\n")
+    lines = [line for line in cli("status", *args).out.splitlines() if line.startswith("  0")]
+    assert len(lines) == 3
+    description_at = {line.index(name) for line, name in zip(lines, ["one", "two", "three"],
+                                                              strict=True)}
+    assert len(description_at) == 1, lines  # one column, whatever the state's length
+    quiet = cli("status", "-q", *args).out.splitlines()
+    assert [line.split()[0] for line in quiet] == ["001", "002", "003"]
+
+
+def test_repair_names_forget_missing_when_a_folder_is_gone(cli, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    gone = write_version(migrations, "002_two", "CREATE TABLE t2 (a INT);\n")
+    args = _args(tmp_path, migrations)
+    assert cli("migrate", *args).code == 0
+    for file in gone.iterdir():
+        file.unlink()
+    gone.rmdir()
+    result = cli("repair", *args)
+    assert result.code == 0
+    assert "applied but gone from the migrations folder: 002" in result.out
+    assert "repair --forget-missing" in result.out
+
+
+def test_an_unreachable_server_is_one_readable_message(cli, tmp_path: Path) -> None:
+    result = cli("status", "--database", "postgresql://nobody@127.0.0.1:1/nothing",
+                 "--migrations", str(tmp_path))
+    assert result.code in (1, 2)  # 2 only where the driver is not installed
+    if result.code == 1:
+        assert "Cannot connect to postgresql://nobody@127.0.0.1:1/nothing: " in result.err
+        assert ". Check the URL" in result.err and ".. " not in result.err
+        assert "Traceback" not in result.err
