@@ -86,15 +86,18 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _terminal_width() -> int:
-    """The width shutil.get_terminal_size() would give: $COLUMNS, the terminal, or 80."""
+    """The width shutil.get_terminal_size() would give: $COLUMNS, the terminal, or 80
+    (a value of 0 or less counts as unknown, as there)."""
     try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        return 80
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG,
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    # An explicit prog spares argparse a help formatter (and importing shutil) per run.
+    # An explicit prog spares argparse formatting a usage line on every run.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      prog="sibila-sqlmig")
     common = [_common_options()]

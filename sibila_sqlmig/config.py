@@ -196,8 +196,12 @@ def parse_database_url(text: str, *, base_dir: Path, source: str = "") -> Databa
     try:
         parts = urlsplit(text)
         port = parts.port
-    except ValueError as error:
-        raise ConfigError(f"Invalid database URL{origin}: {error}.") from None
+    except ValueError:
+        # urlsplit's own message quotes the text it failed on, which may be part of a
+        # password holding "/", "#" or "?": never echo it.
+        raise ConfigError(f"Invalid database URL{origin}: the port is not a number, or the "
+                          "password holds '/', '#' or '?'; write those as %2F, %23 and %3F."
+                          ) from None
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not database:
         raise ConfigError(f"The database URL{origin} needs a host and a database name: "

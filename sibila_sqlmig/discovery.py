@@ -195,7 +195,7 @@ def _validate_header(location: str, data: dict[str, Any],
         elif not isinstance(value, expected):
             problem(f"{key!r} must be a {expected.__name__}, not {_short(value)}")
     description = data.get("description")
-    if description is None:
+    if "description" not in data:
         problem("missing the required key 'description'")
     elif isinstance(description, str) and not description.strip():
         problem("'description' is empty")

@@ -95,6 +95,17 @@ class RollbackRefused(SqlmigError):
     """Rollback cannot run: nothing applied, a down.sql without statements, a folder gone."""
 
 
+class FileChangedError(SqlmigError):
+    """A file changed on disk after it was checked, while the run was under way."""
+
+    def __init__(self, problem: Problem, done: Sequence[str]) -> None:
+        self.problem = problem
+        self.done = list(done)
+        applied = (f"This run had already applied or rolled back: {', '.join(self.done)}."
+                   if self.done else "Nothing had run yet.")
+        super().__init__(f"{problem} {applied} Run the command again.")
+
+
 class ExecutedStatement(NamedTuple):
     """A statement that ran (and was committed) before a later statement failed."""
 

@@ -2,8 +2,11 @@
 
     folder --discovery--> Migration --planner--> Plan --prepare--> PreparedFile --runner-->
 
-Every value here is complete when it is made and never reads the disk: the
-functions that read (``discovery``, ``sqlfile``, ``prepare``) make new values.
+No value here reads the disk or changes after it is made: the functions that
+read (``discovery``, ``sqlfile``, ``prepare``) make new values. Where a value
+leaves something unread, a field says so plainly (``Migration.header`` is None
+until ``discovery.read_headers``; a large ``SqlFile`` keeps no text), never a
+property that would read it on first use.
 See docs/architecture.md for the whole picture.
 """
 
@@ -71,10 +74,6 @@ class Migration(NamedTuple):
     @property
     def down_path(self) -> Path:
         return self.folder / DOWN_FILE
-
-    @property
-    def header_path(self) -> Path:
-        return self.folder / HEADER_FILE
 
 
 class AppliedRow(NamedTuple):

@@ -2,7 +2,8 @@
 
 Every file of a run is prepared before its first statement is sent, so a
 file that cannot be read or split, or that a pre-run check refuses, stops
-the run with nothing done, and every such problem is reported at once.
+the run with nothing done, and every such problem is reported at once (a
+comment-only down.sql refuses the rollback outright: nothing else matters then).
 This is also what ``migrate --dry-run`` shows.
 """
 
@@ -81,6 +82,9 @@ def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
         except SplitError as error:
             problems.append(Problem(_source_path(step, plan.direction), error.message,
                                     error.line))
+            continue
+        if plan.direction == UP and not prepared.bounds:  # discovery judged; it changed?
+            problems.append(Problem(prepared.path, "holds no SQL statement"))
             continue
         if plan.direction == DOWN and not prepared.bounds:
             raise RollbackRefused(

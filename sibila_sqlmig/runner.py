@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .backends.base import Backend
-from .errors import ExecutedStatement, StatementError
+from .errors import ExecutedStatement, FileChangedError, MigrationFilesError, StatementError
 from .model import UP
 from .prepare import PreparedFile, load_statements
 from .splitting import Statement
@@ -37,9 +37,14 @@ Progress = Callable[[StepResult], None]
 def run_files(backend: Backend, files: Sequence[PreparedFile],
               progress: Progress | None = None) -> list[StepResult]:
     """Run prepared files in order; stop at the first failure (raising StatementError)."""
-    steps = []
+    steps: list[StepResult] = []
     for prepared in files:
-        step = run_file(backend, prepared)
+        try:
+            step = run_file(backend, prepared)
+        except MigrationFilesError as error:  # a large file that changed since its check
+            raise FileChangedError(error.problems[0],
+                                   [done.version for done in steps if not done.skipped]) \
+                from None
         steps.append(step)
         if progress is not None:
             progress(step)

@@ -44,7 +44,11 @@ def normalise_text(text: str) -> str:
 
 def sql_checksum(data: bytes) -> str:
     """The stored checksum of a SQL file's raw bytes (normalised, then SHA-256)."""
-    return hashlib.sha256(normalise_bytes(data)).hexdigest()
+    return _checksum(normalise_bytes(data))
+
+
+def _checksum(normalised: bytes) -> str:
+    return hashlib.sha256(normalised).hexdigest()
 
 
 def _stamp(stream: BinaryIO) -> Stamp:
@@ -59,7 +63,10 @@ def _read(location: str) -> tuple[bytes, Stamp]:
     """The normalised bytes of a file and its stamp; OSError as a MigrationFilesError."""
     try:
         with open(location, "rb") as stream:
-            return normalise_bytes(stream.read()), _stamp(stream)
+            # Stamped before reading: a rewrite during the read then shows as a change
+            # when the file is read again, instead of passing as what was read.
+            stamp = _stamp(stream)
+            return normalise_bytes(stream.read()), stamp
     except FileNotFoundError:
         raise MigrationFilesError([Problem(Path(location), MISSING)]) from None
     except OSError as error:
@@ -88,13 +95,15 @@ def read_sql_file(location: str | Path) -> tuple[SqlFile, str]:
     """
     location = str(location)
     data, stamp = _read(location)
-    checksum = hashlib.sha256(data).hexdigest()
+    checksum = _checksum(data)
     if len(data) <= SMALL_FILE:
         text = decode(location, data)
         return SqlFile(location, checksum, stamp, text), text
-    # The head may end inside a character: that does not change what starts in it.
-    head = data[:SMALL_FILE].decode("utf-8", errors="replace")
-    return SqlFile(location, checksum, stamp, None), head
+    # The head ends at a line's end, so that no "--", "#" or DELIMITER is cut into
+    # something that looks like a statement; a block comment cut open only makes the
+    # head look empty, and then the caller judges the whole text.
+    head = data[: data.rfind(b"\n", 0, SMALL_FILE) + 1]
+    return SqlFile(location, checksum, stamp, None), head.decode("utf-8", errors="replace")
 
 
 def read_text(sql_file: SqlFile) -> str:

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .sqlfile import normalise_text
+
 MAX_DEPTH = 10  # a header is flat; a config file nests a level or two at most
 MAX_EVENTS = 10_000  # far above any real header or config file, far below a bomb
 
@@ -43,14 +45,17 @@ def read_mapping(location: str | Path) -> dict[str, Any] | None:
     """
     try:
         with open(location, "rb") as stream:  # bytes, then decode: faster than text mode
-            text = stream.read().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise YamlProblem(Path(location), f"is not UTF-8 text (byte {error.start}); save it "
-                          "as UTF-8") from None
+            data = stream.read()
     except FileNotFoundError:
         raise
     except OSError as error:
         raise YamlProblem(Path(location), f"cannot be read: {error.strerror}") from None
+    try:
+        # CRLF made LF as for SQL files, so a Windows checkout takes the fast path too.
+        text = normalise_text(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise YamlProblem(Path(location), f"is not UTF-8 text (byte {error.start}); save it "
+                          "as UTF-8", data.count(b"\n", 0, error.start) + 1) from None
     data = _load_simple(text)
     if data is _NOT_SIMPLE:
         data = _load_with_pyyaml(Path(location), text)

@@ -250,3 +250,32 @@ def test_a_reader_that_goes_away_ends_no_command_early_and_shows_no_traceback(
         with sqlite3.connect(database) as connection:
             assert connection.execute("SELECT count(*) FROM schema_migrations").fetchone() \
                 == (300,)
+
+
+def test_header_details(cli, tmp_path: Path, migrations: Path) -> None:
+    write_version(migrations, "002_null", "SELECT 1;\n", header="description: ~\n")
+    folder = write_version(migrations, "003_latin1", "SELECT 1;\n")
+    (folder / "migration.yaml").write_bytes(b"description: ok\n# caf\xe9\n")
+    message = _migrate(cli, tmp_path, migrations)
+    assert message.count("002_null/migration.yaml") == 1  # one problem, not two
+    assert "'description' must be a str, not None" in message
+    assert "003_latin1/migration.yaml:2: is not UTF-8 text" in message
+
+
+def test_windows_line_endings_in_headers_take_the_fast_path(tmp_path: Path,
+                                                            migrations: Path) -> None:
+    """A CRLF checkout reads like an LF one, without importing PyYAML."""
+    import subprocess
+    import sys
+
+    (migrations / "001_good" / "migration.yaml").write_bytes(
+        b"description: Made on Windows\r\ntransaction: true\r\n")
+    script = ("import sys\nfrom sibila_sqlmig.cli import main\n"
+              f"code = main(['status', '--database', {str(tmp_path / 'db.sqlite')!r}, "
+              f"'--migrations', {str(migrations)!r}, '--config', '/dev/null'])\n"
+              "print('yaml' in sys.modules); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Made on Windows" in result.stdout
+    assert result.stdout.strip().endswith("False")

@@ -93,6 +93,10 @@ def test_schema_qualified_table_and_url_parameters_on_postgres(postgres_db: Scra
                 str(migrations))
     assert twice.code == 2 and "gives dbname as a query parameter too" in twice.err
     assert "Traceback" not in twice.err
+    user = postgres_db.url.split("://", 1)[1].split("@", 1)[0]
+    without_user = postgres_db.url.replace(f"{user}@", "", 1) + f"?user={user}"
+    assert cli("status", "--database", without_user, "--migrations",
+               str(migrations)).code == 0  # a part the URL leaves out may come as a parameter
 
 
 def test_schema_qualified_table_is_refused_elsewhere(sqlite_db: ScratchDatabase,
@@ -126,3 +130,22 @@ def test_mysql_delimiter_procedure_migration(mysql_db: ScratchDatabase, tmp_path
     assert cli("rollback", "--database", mysql_db.url, "--migrations",
                str(migrations)).code == 0
     assert "t" not in mysql_db.tables()
+
+
+def test_a_commit_that_fails_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite keeps a transaction open when COMMIT fails (a deferred foreign key)."""
+    backend = backend_for(load_settings(database=str(tmp_path / "fk.db"), environ={},
+                                        config="/dev/null"))
+    backend.connect(create=True)
+    try:
+        backend.execute("PRAGMA foreign_keys = ON")
+        backend.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        backend.execute("CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) "
+                        "DEFERRABLE INITIALLY DEFERRED)")
+        with pytest.raises(Exception, match="FOREIGN KEY"), backend.transaction():
+            backend.execute("INSERT INTO child VALUES (42)")
+        assert backend.query("SELECT count(*) FROM child") == [(0,)]
+        with backend.transaction():  # nothing was left open
+            backend.execute("INSERT INTO parent VALUES (1)")
+    finally:
+        backend.close()

@@ -105,3 +105,37 @@ def test_a_dry_run_result_reads_nothing_after_it_was_made(tmp_path: Path) -> Non
     [planned] = result.to_dict()["migrations"]
     assert [statement["line"] for statement in planned["statements"]] == [1, 2]
     assert planned["statements"][1]["sql"].startswith("INSERT INTO big VALUES")
+
+
+def test_a_large_comment_only_file_is_refused_whatever_the_comment_at_the_boundary(
+        cli, tmp_path: Path) -> None:
+    """Discovery looks at a large file's head first; a "--" cut at 64 KiB is no statement."""
+    migrations = tmp_path / "migrations"
+    folder = write_version(migrations, "001_comments", "SELECT 1;\n")
+    body = "-- c\n" * (SMALL_FILE // 5) + "-" * 7 + " a comment across the boundary\n"
+    (folder / "up.sql").write_text(body)
+    assert len(body.encode()) > SMALL_FILE
+    database = tmp_path / "db.sqlite"
+    result = cli("migrate", "--database", str(database), "--migrations", str(migrations))
+    assert result.code == 2 and "001_comments/up.sql: holds no SQL statement" in result.err
+    assert not database.exists()
+
+
+def test_a_large_file_changed_during_the_run_stops_it_naming_what_ran(tmp_path: Path) -> None:
+    from sibila_sqlmig import Migrator
+    from sibila_sqlmig.errors import FileChangedError
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_small", "CREATE TABLE small (a INT);\n")
+    big = write_version(migrations, "002_big", _big_insert(5000)) / "up.sql"
+
+    def edit_the_next_file(step: object) -> None:
+        big.write_text(_big_insert(5001))
+
+    migrator = Migrator(database=str(tmp_path / "db.sqlite"), migrations=migrations,
+                        config="/dev/null")
+    with pytest.raises(FileChangedError) as caught:
+        migrator.migrate(progress=edit_the_next_file)
+    assert caught.value.exit_code == 1
+    assert "002_big/up.sql: changed while sibila-sqlmig was running" in str(caught.value)
+    assert "This run had already applied or rolled back: 001." in str(caught.value)

@@ -202,3 +202,9 @@ def test_the_url_is_immutable() -> None:
     with pytest.raises(AttributeError):
         del url.user
     assert url.host == "db.example"
+
+
+def test_a_password_with_a_slash_is_not_echoed_by_a_parse_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_database_url("postgresql://app:Sec/retPw@db:5432/app", base_dir=Path("/"))
+    assert "Sec" not in str(caught.value) and "%2F" in str(caught.value)

@@ -94,11 +94,11 @@ class Backend(abc.ABC):
         self.begin()
         try:
             yield
+            self.commit()  # inside: a COMMIT that fails (a deferred constraint) rolls back
         except BaseException:
             with contextlib.suppress(Exception):
                 self.rollback()
             raise
-        self.commit()
 
     # How a transaction begins and ends; engines override these, transaction() uses them.
     def begin(self) -> None:

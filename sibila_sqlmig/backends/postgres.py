@@ -27,8 +27,6 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
 APPLICATION_NAME = "sibila-sqlmig"
-# libpq parameters the URL's own parts give (a ?password= became the password).
-_FROM_THE_URL = frozenset({"host", "port", "user", "dbname"})
 _POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
 
 
@@ -44,15 +42,19 @@ class PostgresBackend(Backend):
         url = self.url
         options: dict[str, Any] = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
         options.update(dict(url.query))
-        twice = sorted(_FROM_THE_URL.intersection(options))
+        given: dict[str, Any] = {"host": url.host, "dbname": url.database, "user": url.user,
+                                 "port": url.port}
+        twice = sorted(key for key, value in given.items() if value and key in options)
         if twice:
             raise ConfigError(f"The database URL {url} gives {', '.join(twice)} as a query "
                               "parameter too; write it once, in the URL itself "
                               "(postgresql://user@host:port/dbname).")
         try:
-            return psycopg.connect(host=url.host, port=url.port or 5432, user=url.user or None,
-                                   password=url.password or None, dbname=url.database,
-                                   autocommit=True, **options)
+            # The URL's parts, unless the query gives one the URL left out (?port=...).
+            parts: dict[str, Any] = {"host": url.host, "port": url.port or 5432,
+                                     "user": url.user or None, "dbname": url.database}
+            parts.update(options)
+            return psycopg.connect(password=url.password or None, autocommit=True, **parts)
         except psycopg.Error as error:
             raise self.cannot_connect(error) from None
 
