@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -34,8 +36,9 @@ def no_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"the planner touched the disk: {args!r}")
 
-    for module, name in ((builtins, "open"), (os, "scandir"), (os, "listdir"),
-                         (os, "stat")):
+    for module, name in ((builtins, "open"), (io, "open"), (os, "open"), (os, "scandir"),
+                         (os, "listdir"), (os, "stat"), (pathlib.Path, "open"),
+                         (pathlib.Path, "stat")):
         monkeypatch.setattr(module, name, refuse)
     yield
 
