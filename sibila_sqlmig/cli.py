@@ -25,8 +25,9 @@ EXIT_OK, EXIT_FAILED = 0, 1
 DESCRIPTION = "Declarative SQL-file database migrations (plain SQL, checksums, locks)."
 EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, verify found
 drift, lock timeout); 2 bad usage, configuration or migration files.
-settings: option > environment (SIBILA_SQLMIG_DATABASE, SIBILA_SQLMIG_MIGRATIONS,
-SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_TIMEOUT) > sibila_sqlmig.yaml > default."""
+settings (before or after the command): option > environment (SIBILA_SQLMIG_DATABASE,
+then DATABASE_URL; SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE,
+SIBILA_SQLMIG_LOCK_TIMEOUT) > sibila_sqlmig.yaml > default."""
 
 
 class _Output:
@@ -100,20 +101,29 @@ def _terminal_width() -> int:
     return columns if columns > 0 else 80
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
-    group = common.add_argument_group("settings")
-    group.add_argument("--database", metavar="URL",
+def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The settings every command takes, accepted before the command and after it.
+
+    After the command they have no defaults (SUPPRESS), so that one given before
+    it (``sibila-sqlmig --database URL status``) is not reset by the subcommand.
+    """
+    default = None if defaults else argparse.SUPPRESS
+    flag = False if defaults else argparse.SUPPRESS
+    group = parser.add_argument_group("settings")
+    group.add_argument("--database", metavar="URL", default=default,
                        help="sqlite:///file.db, postgresql://..., mysql://... or a file path")
-    group.add_argument("--migrations", metavar="DIR", help="the migrations folder")
-    group.add_argument("--config", metavar="FILE", help="config file (default: "
-                       "./sibila_sqlmig.yaml when present)")
-    group.add_argument("--table", metavar="NAME", help="tracking table (schema_migrations)")
-    group.add_argument("--lock-timeout", metavar="SECONDS", type=float,
+    group.add_argument("--migrations", metavar="DIR", default=default,
+                       help="the migrations folder")
+    group.add_argument("--config", metavar="FILE", default=default, help="config file "
+                       "(default: ./sibila_sqlmig.yaml when present)")
+    group.add_argument("--table", metavar="NAME", default=default,
+                       help="tracking table (schema_migrations)")
+    group.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=default,
                        help="how long to wait for another run's lock (default 60)")
-    common.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    common.add_argument("-v", "--verbose", action="store_true", help="print more detail")
-    return common
+    parser.add_argument("-q", "--quiet", action="store_true", default=flag,
+                        help="print errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", default=flag,
+                        help="print more detail")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,14 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EPILOG,
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_settings(parser, defaults=True)
     # An explicit prog spares argparse formatting a usage line on every run.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      prog="sibila-sqlmig")
-    common = [_common_options()]
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=common, help=help_text, description=help_text,
-                                   formatter_class=_Formatter)
+        command = commands.add_parser(name, help=help_text, description=help_text,
+                                      formatter_class=_Formatter)
+        _add_settings(command, defaults=False)
+        return command
 
     status = add("status", "show applied, pending, edited, missing and unverified versions")
     status.add_argument("--json", action="store_true", help="print JSON")

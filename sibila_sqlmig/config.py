@@ -23,6 +23,7 @@ DEFAULT_CONFIG_FILE = "sibila_sqlmig.yaml"
 VERSION_STYLES = ("sequential", "timestamp")
 
 ENV_DATABASE = "SIBILA_SQLMIG_DATABASE"
+ENV_DATABASE_URL = "DATABASE_URL"
 ENV_MIGRATIONS = "SIBILA_SQLMIG_MIGRATIONS"
 ENV_TABLE = "SIBILA_SQLMIG_TABLE"
 ENV_LOCK_TIMEOUT = "SIBILA_SQLMIG_LOCK_TIMEOUT"
@@ -286,22 +287,27 @@ def load_settings(
     file_values, config_path = _read_config_file(config, here)
     file_dir = config_path.parent if config_path else here
 
-    def pick(option: Any, env_key: str | None, file_key: str,
+    def pick(option: Any, env_keys: tuple[str, ...], file_key: str,
              default: Any) -> tuple[Any, str, Path]:
         if option is not None:
             return option, "the command-line option", here
-        if env_key and env.get(env_key):
-            return env[env_key], f"${env_key}", here
+        for env_key in env_keys:
+            if env.get(env_key):
+                return env[env_key], f"${env_key}", here
         if file_key in file_values:
             return file_values[file_key], f"{config_path} key '{file_key}'", file_dir
         return default, "the default", here
 
-    db_text, db_source, db_base = pick(database, ENV_DATABASE, "database", DEFAULT_DATABASE)
-    dir_text, _, dir_base = pick(migrations, ENV_MIGRATIONS, "migrations", DEFAULT_MIGRATIONS)
-    table_text, _, _ = pick(table, ENV_TABLE, "table", DEFAULT_TABLE)
-    timeout, timeout_source, _ = pick(lock_timeout, ENV_LOCK_TIMEOUT, "lock_timeout",
+    # DATABASE_URL, the convention of dbmate and of most hosting platforms, comes after
+    # our own variable and before the config file.
+    db_text, db_source, db_base = pick(database, (ENV_DATABASE, ENV_DATABASE_URL), "database",
+                                       DEFAULT_DATABASE)
+    dir_text, _, dir_base = pick(migrations, (ENV_MIGRATIONS,), "migrations",
+                                 DEFAULT_MIGRATIONS)
+    table_text, _, _ = pick(table, (ENV_TABLE,), "table", DEFAULT_TABLE)
+    timeout, timeout_source, _ = pick(lock_timeout, (ENV_LOCK_TIMEOUT,), "lock_timeout",
                                       DEFAULT_LOCK_TIMEOUT)
-    style, _, _ = pick(None, None, "version_style", "sequential")
+    style, _, _ = pick(None, (), "version_style", "sequential")
     for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table")):
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{config_path}: '{key}' must be a string.")

@@ -51,3 +51,36 @@ def test_an_unreachable_server_is_one_readable_message(cli, tmp_path: Path) -> N
         assert "Cannot connect to postgresql://nobody@127.0.0.1:1/nothing: " in result.err
         assert ". Check the URL" in result.err and ".. " not in result.err
         assert "Traceback" not in result.err
+
+
+def test_settings_work_before_and_after_the_command(tmp_path: Path) -> None:
+    """dbmate and Flyway habits: ``sibila-sqlmig --database URL status`` (a real process)."""
+    from conftest import run_module
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    database = tmp_path / "db.sqlite"
+    before = run_module("--database", str(database), "-q", "migrate", "--migrations",
+                        str(migrations), "--config", "/dev/null", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == ""  # -q before the command is honoured
+    after = run_module("status", "--database", str(database), "--migrations", str(migrations),
+                       "--config", "/dev/null", cwd=tmp_path)
+    assert "001      applied" in after.stdout
+    both = run_module("--database", str(tmp_path / "other.db"), "status", "--database",
+                      str(database), "--migrations", str(migrations), "--config",
+                      "/dev/null", cwd=tmp_path)
+    assert "001      applied" in both.stdout  # the one after the command wins
+
+
+def test_database_url_is_the_last_environment_fallback(tmp_path: Path) -> None:
+    from conftest import run_module
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'platform.db'}"}
+    env_clean = {key: "" for key in ("SIBILA_SQLMIG_DATABASE",)}
+    result = run_module("migrate", "--migrations", str(migrations), "--config", "/dev/null",
+                        cwd=tmp_path, env={**env, **env_clean})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "platform.db").exists() and not (tmp_path / "sibila.db").exists()

@@ -45,6 +45,10 @@ def test_precedence_option_over_environment_over_file_over_default(tmp_path: Pat
     from_file = load_settings(environ={}, cwd=tmp_path)
     assert from_file.database.path == str(tmp_path / "from_file.db")
     assert from_file.config_file == config
+    platform = {"DATABASE_URL": "postgresql://app@db.internal/app"}
+    assert load_settings(environ=platform, cwd=tmp_path).database.host == "db.internal"
+    ours = load_settings(environ={**platform, **env}, cwd=tmp_path)
+    assert ours.database.path == str(tmp_path / "from_env.db")  # ours first, then theirs
     config.unlink()
     default = load_settings(environ={}, cwd=tmp_path)
     assert default.database.path == str(tmp_path / "sibila.db")
