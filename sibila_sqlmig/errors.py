@@ -106,6 +106,20 @@ class FileChangedError(SqlmigError):
         super().__init__(f"{problem} {applied} Run the command again.")
 
 
+class TrackingRowError(SqlmigError):
+    """A file ran, but its tracking row could not be written (or deleted)."""
+
+    def __init__(self, *, version: str, path: Path, table: str, database_message: str,
+                 outcome: str) -> None:
+        self.version = version
+        self.path = path
+        super().__init__(
+            f"{path}: version {version} ran, but its row in the tracking table {table} "
+            f"could not be written: {database_message}. Does the file drop or rename "
+            f"{table}? (A project that removes an older tool's table of that name should "
+            f"give ours another name with --table.) {outcome}")
+
+
 class ExecutedStatement(NamedTuple):
     """A statement that ran (and was committed) before a later statement failed."""
 

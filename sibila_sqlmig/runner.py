@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .backends.base import Backend
-from .errors import ExecutedStatement, FileChangedError, MigrationFilesError, StatementError
+from .errors import (
+    ExecutedStatement,
+    FileChangedError,
+    MigrationFilesError,
+    StatementError,
+    TrackingRowError,
+)
 from .model import UP
 from .prepare import PreparedFile, load_statements
 from .splitting import Statement
@@ -64,10 +70,25 @@ def run_file(backend: Backend, prepared: PreparedFile) -> StepResult:
 
 
 def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
-    if prepared.direction == UP:
-        backend.record(prepared.version, prepared.description, prepared.checksum)
-    else:
-        backend.unrecord(prepared.row_version)
+    try:
+        if prepared.direction == UP:
+            backend.record(prepared.version, prepared.description, prepared.checksum)
+        else:
+            backend.unrecord(prepared.row_version)
+    except Exception as error:
+        if not backend.is_driver_error(error):
+            raise
+        if not prepared.transactional:
+            outcome = "The file ran with 'transaction: false': its statements stayed."
+        elif prepared.has_implicit_commits:
+            outcome = (f"{backend.dialect} commits DDL implicitly: the file's statements up "
+                       "to its last DDL stayed.")
+        else:
+            outcome = "The file's transaction was rolled back: nothing of it stayed."
+        raise TrackingRowError(version=prepared.version, path=prepared.path,
+                               table=str(backend.table),
+                               database_message=backend.error_message(error),
+                               outcome=outcome) from None
 
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:

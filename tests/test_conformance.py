@@ -377,3 +377,20 @@ def test_verify_fails_where_nothing_is_applied_unless_allowed(db: ScratchDatabas
     typo = cli("verify", *_args(db, migrations, "--table", "schema_migration", "--json"))
     assert typo.code == 1
     assert json.loads(typo.out)["nothing_applied"].startswith("no applied version")
+
+
+def test_a_migration_that_drops_the_tracking_table_is_named(db: ScratchDatabase,
+                                                            migrations: Path, cli) -> None:
+    """Real projects drop an older tool's schema_migrations; say which version did it."""
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    write_version(migrations, "002_drop_old_tool", "DROP TABLE schema_migrations;\n")
+    result = cli("migrate", *_args(db, migrations))
+    assert result.code == 1
+    assert "002_drop_old_tool/up.sql: version 002 ran, but its row in the tracking table " \
+        "schema_migrations could not be written" in result.err
+    assert "--table" in result.err and "Traceback" not in result.err
+    if db.engine == "mysql":
+        assert "commits DDL implicitly" in result.err
+    else:
+        assert "nothing of it stayed" in result.err
+        assert db.versions() == ["001"]
