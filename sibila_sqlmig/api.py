@@ -33,7 +33,8 @@ class RunResult(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``--dry-run --json`` (documented in README); a real run
-        adds its steps. Reads nothing: a dry run keeps every statement it shows."""
+        adds ``ok`` and its steps. Reads nothing: a dry run keeps every statement it
+        shows."""
         result: dict[str, Any] = {
             "direction": self.direction,
             "dry_run": self.dry_run,
@@ -50,7 +51,8 @@ class RunResult(NamedTuple):
             "warnings": list(self.warnings),
         }
         if not self.dry_run:
-            result["steps"] = [step._asdict() for step in self.steps]
+            result["ok"] = True
+            result["steps"] = [step.to_dict() for step in self.steps]
         return result
 
 

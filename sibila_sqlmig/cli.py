@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from .api import Migrator, RunResult
+    from .errors import SqlmigError
     from .runner import StepResult
 
 # The exit codes of errors.py, here too so that --help imports nothing more.
@@ -152,14 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="show the statements that would run, as split, with lines")
     migrate.add_argument("--out-of-order", action="store_true",
                          help="also apply pending versions older than the newest applied")
-    migrate.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
+    migrate.add_argument("--json", action="store_true",
+                         help="print the result (or, with --dry-run, the plan) as JSON")
 
     rollback = add("rollback", "run down.sql of the newest applied versions")
     which = rollback.add_mutually_exclusive_group()
     which.add_argument("--steps", metavar="N", type=int, help="how many versions (default 1)")
     which.add_argument("--to", metavar="VERSION", help="roll back every version after this")
     rollback.add_argument("--dry-run", action="store_true", help="show what would run")
-    rollback.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
+    rollback.add_argument("--json", action="store_true",
+                          help="print the result (or, with --dry-run, the plan) as JSON")
 
     create = add("create", "write a new version folder NNN_slug/")
     create.add_argument("description", help='what the change does, e.g. "Add users table"')
@@ -182,9 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "json", False) and args.command in ("migrate", "rollback") \
-            and not args.dry_run:
-        parser.error(f"{args.command}: --json goes with --dry-run")
     from .errors import SqlmigError  # after parsing: --help and --version never need it
 
     out = _Output(sys.stdout, args.quiet, args.verbose)
@@ -273,30 +273,66 @@ def _progress(out: _Output) -> Callable[[StepResult], None]:
 
 def _migrate(args: argparse.Namespace, out: _Output) -> int:
     migrator = _migrator(args)
-    result = migrator.migrate(to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order,
-                              progress=_progress(out))
+    return _run(args, out, "up", lambda progress: migrator.migrate(
+        to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress))
+
+
+def _rollback(args: argparse.Namespace, out: _Output) -> int:
+    migrator = _migrator(args)
+    return _run(args, out, "down", lambda progress: migrator.rollback(
+        steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress))
+
+
+def _run(args: argparse.Namespace, out: _Output, direction: str,
+         run: Callable[[Callable[[StepResult], None]], RunResult]) -> int:
+    """migrate or rollback: the run, then its plan (dry run), JSON or summary."""
+    if args.json and not args.dry_run:
+        return _run_as_json(out, direction, run)
+    result = run(_progress(out))
     if args.dry_run:
         _show_plan(result, out, args)
         return EXIT_OK
     for warning in result.warnings:
         out.line(warning)
-    applied = [step for step in result.steps if not step.skipped]
-    if not applied:
-        out.line("Nothing to apply: the database is up to date.")
-    else:
-        out.line(f"{len(applied)} version(s) applied.")
-    return EXIT_OK
-
-
-def _rollback(args: argparse.Namespace, out: _Output) -> int:
-    result = _migrator(args).rollback(steps=args.steps, to=args.to, dry_run=args.dry_run,
-                                      progress=_progress(out))
-    if args.dry_run:
-        _show_plan(result, out, args)
-        return EXIT_OK
     done = [step for step in result.steps if not step.skipped]
-    out.line(f"{len(done)} version(s) rolled back." if done else "Nothing to roll back.")
+    if direction == "up":
+        out.line(f"{len(done)} version(s) applied." if done else
+                 "Nothing to apply: the database is up to date.")
+    else:
+        out.line(f"{len(done)} version(s) rolled back." if done else "Nothing to roll back.")
     return EXIT_OK
+
+
+def _run_as_json(out: _Output, direction: str,
+                 run: Callable[[Callable[[StepResult], None]], RunResult]) -> int:
+    """One JSON document for a real run, also when it fails (then with the error; the
+    message still goes to stderr and the exit code is the same as without --json)."""
+    from .errors import SqlmigError
+
+    steps: list[StepResult] = []
+    try:
+        result = run(steps.append)
+    except SqlmigError as error:
+        out.json({"direction": direction, "dry_run": False, "ok": False,
+                  "steps": [step.to_dict() for step in steps], "error": _error_dict(error)})
+        raise
+    out.json(result.to_dict())
+    return EXIT_OK
+
+
+def _error_dict(error: SqlmigError) -> dict[str, Any]:
+    """What went wrong, for JSON: the message, and where, when the error knows."""
+    found: dict[str, Any] = {"type": type(error).__name__, "message": str(error),
+                             "exit_code": error.exit_code}
+    for name in ("version", "line", "database_message"):
+        if hasattr(error, name):
+            found[name] = getattr(error, name)
+    if hasattr(error, "path"):
+        found["file"] = str(error.path)
+    if hasattr(error, "left_applied"):
+        found["left_applied"] = [{"line": done.line, "sql": done.sql}
+                                 for done in error.left_applied]
+    return found
 
 
 def _create(args: argparse.Namespace, out: _Output) -> int:

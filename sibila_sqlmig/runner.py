@@ -36,6 +36,14 @@ class StepResult(NamedTuple):
     statements: int
     skipped: bool = False
 
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of one step of ``migrate --json`` (documented in README)."""
+        outcome = "skipped" if self.skipped else (
+            "applied" if self.direction == UP else "rolled back")
+        return {"version": self.version, "description": self.description,
+                "direction": self.direction, "seconds": round(self.seconds, 6),
+                "statements": self.statements, "outcome": outcome}
+
 
 Progress = Callable[[StepResult], None]
 

@@ -112,7 +112,7 @@ def test_files_and_hidden_entries_are_ignored(cli, tmp_path: Path, migrations: P
 
 def test_bad_usage_is_exit_2_without_traceback(tmp_path: Path) -> None:
     for args in (["migrate", "--steps", "1"], ["rollback", "--steps", "x"], ["nonsense"],
-                 ["rollback", "--steps", "1", "--to", "2"], ["migrate", "--json"]):
+                 ["rollback", "--steps", "1", "--to", "2"], ["migrate", "--steps", "2"]):
         result = run_module(*args, cwd=tmp_path)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr

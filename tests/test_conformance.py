@@ -394,3 +394,30 @@ def test_a_migration_that_drops_the_tracking_table_is_named(db: ScratchDatabase,
     else:
         assert "nothing of it stayed" in result.err
         assert db.versions() == ["001"]
+
+
+def test_a_real_run_as_json_succeeding_and_failing(db: ScratchDatabase, migrations: Path,
+                                                   cli) -> None:
+    """Deploy tooling reads one JSON document; the exit code is the same as without it."""
+    write_version(migrations, "001_one",
+                  "CREATE TABLE t1 (a INT);\nINSERT INTO t1 VALUES (1);\n", "DROP TABLE t1;\n")
+    applied = cli("migrate", *_args(db, migrations, "--json"))
+    assert applied.code == 0, applied.err
+    document = json.loads(applied.out)
+    assert document["ok"] is True and document["dry_run"] is False
+    [step] = document["steps"]
+    assert (step["version"], step["direction"], step["outcome"], step["statements"]) == (
+        "001", "up", "applied", 2)
+    write_version(migrations, "002_bad",
+                  "INSERT INTO t1 VALUES (2);\nINSERT INTO nope VALUES (1);\n")
+    failed = cli("migrate", *_args(db, migrations, "--json"))
+    assert failed.code == 1
+    assert "statement failed applying version 002" in failed.err  # still on stderr
+    document = json.loads(failed.out)
+    assert document["ok"] is False and document["steps"] == []
+    error = document["error"]
+    assert (error["version"], error["line"], error["exit_code"]) == ("002", 2, 1)
+    assert error["file"].endswith("002_bad/up.sql") and error["type"] == "StatementError"
+    back = cli("rollback", *_args(db, migrations, "--json"))
+    assert back.code == 0, back.err
+    assert json.loads(back.out)["steps"][0]["outcome"] == "rolled back"
