@@ -11,6 +11,7 @@ from .backends import Backend, backend_for
 from .config import Settings, load_settings
 from .discovery import discover, read_headers
 from .errors import DatabaseError
+from .log import debug
 from .model import DOWN, UP, Migration, Plan, State, StatusReport, VersionStatus
 from .planner import build_status, plan_baseline, plan_migrate, plan_rollback
 
@@ -264,6 +265,8 @@ class Migrator:
         """A backend for the configured database (connect it); closed afterwards, and
         any driver error raised inside becomes a DatabaseError."""
         backend = backend_for(self.settings)
+        debug(__name__, "database %s, table %s", self.settings.database.redacted(),
+              self.settings.table)
         try:
             yield backend
         except Exception as error:
@@ -279,7 +282,9 @@ class Migrator:
         """Take the migration lock and make sure the tracking table exists."""
         if create:
             backend.connect(create=True)
+        debug(__name__, "taking the migration lock (waiting up to %g s)", backend.lock_timeout)
         with backend.migration_lock():
+            debug(__name__, "holding the migration lock")
             try:
                 backend.ensure_table()
             except Exception as error:

@@ -188,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import SqlmigError  # after parsing: --help and --version never need it
 
     out = _Output(sys.stdout, args.quiet, args.verbose)
+    if args.verbose:  # the library's DEBUG lines (connecting, the lock, each statement)
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(name)s: %(message)s")
     try:
         return _COMMANDS[args.command](args, out)
     except SqlmigError as error:
@@ -263,9 +268,8 @@ def _progress(out: _Output) -> Callable[[StepResult], None]:
         if step.skipped:
             out.line(f"skipped {step.version} {step.description}: another process did it")
             return
-        verb = "applied" if step.direction == "up" else "rolled back"
         detail = f", {step.statements} statements" if out.verbose else ""
-        out.line(f"{out.paint(verb, '32')} {step.version} {step.description} "
+        out.line(f"{out.paint(step.outcome, '32')} {step.version} {step.description} "
                  f"({step.seconds:.3f} s{detail})")
 
     return report

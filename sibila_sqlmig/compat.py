@@ -44,13 +44,10 @@ def run_migrations(database: str | None = None, migrations_dir: str | Path | Non
     version apply exactly once.
     """
     try:
-        result = _migrator(database, migrations_dir, options).migrate()
+        _migrator(database, migrations_dir, options).migrate()  # logs each version it applies
     except SqlmigError as error:
         logger.error("migrations failed: %s", error)
         return False
-    for step in result.steps:
-        if not step.skipped:
-            logger.info("applied %s %s (%.3f s)", step.version, step.description, step.seconds)
     return True
 
 

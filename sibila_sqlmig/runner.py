@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .backends.base import Backend
 from .errors import (
@@ -21,6 +21,7 @@ from .errors import (
     StatementError,
     TrackingRowError,
 )
+from .log import DEBUG, logger
 from .model import UP
 from .prepare import PreparedFile, load_statements
 from .splitting import Statement
@@ -36,13 +37,18 @@ class StepResult(NamedTuple):
     statements: int
     skipped: bool = False
 
+    @property
+    def outcome(self) -> str:
+        """``applied``, ``rolled back``, or ``skipped`` (another process had done it)."""
+        if self.skipped:
+            return "skipped"
+        return "applied" if self.direction == UP else "rolled back"
+
     def to_dict(self) -> dict[str, object]:
         """The JSON shape of one step of ``migrate --json`` (documented in README)."""
-        outcome = "skipped" if self.skipped else (
-            "applied" if self.direction == UP else "rolled back")
         return {"version": self.version, "description": self.description,
                 "direction": self.direction, "seconds": round(self.seconds, 6),
-                "statements": self.statements, "outcome": outcome}
+                "statements": self.statements, "outcome": self.outcome}
 
 
 Progress = Callable[[StepResult], None]
@@ -60,6 +66,10 @@ def run_files(backend: Backend, files: Sequence[PreparedFile],
                                    [done.version for done in steps if not done.skipped]) \
                 from None
         steps.append(step)
+        log = logger(__name__)
+        if log is not None:
+            log.info("%s %s %s (%.3f s, %d statements)", step.outcome, step.version,
+                     step.description, step.seconds, step.statements)
         if progress is not None:
             progress(step)
     return steps
@@ -69,10 +79,12 @@ def run_file(backend: Backend, prepared: PreparedFile) -> StepResult:
     """Run one file and write or delete its tracking row."""
     started = time.perf_counter()
     statements = load_statements(prepared)  # read before the transaction opens
+    log = logger(__name__)  # asked once per file: each statement's DEBUG line is optional
+    statement_log = log if log is not None and log.isEnabledFor(DEBUG) else None
     if prepared.transactional:
-        done = _run_in_transaction(backend, prepared, statements)
+        done = _run_in_transaction(backend, prepared, statements, statement_log)
     else:
-        done = _run_statement_by_statement(backend, prepared, statements)
+        done = _run_statement_by_statement(backend, prepared, statements, statement_log)
     return StepResult(prepared.version, prepared.description, prepared.direction,
                       time.perf_counter() - started, len(statements), skipped=not done)
 
@@ -108,20 +120,20 @@ def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
 
 
 def _run_in_transaction(backend: Backend, prepared: PreparedFile,
-                        statements: Sequence[Statement]) -> bool:
+                        statements: Sequence[Statement], log: Any) -> bool:
     executed: list[Statement] = []
     with backend.transaction():
         if _already_done(backend, prepared):
             return False  # the transaction wrote nothing
         for statement in statements:
-            _execute(backend, prepared, statement, executed, in_transaction=True)
+            _execute(backend, prepared, statement, executed, log, in_transaction=True)
             executed.append(statement)
         _bookkeeping(backend, prepared)
     return True
 
 
 def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
-                                statements: Sequence[Statement]) -> bool:
+                                statements: Sequence[Statement], log: Any) -> bool:
     if not backend.lock_covers_run:
         with backend.transaction():
             done = _already_done(backend, prepared)
@@ -129,7 +141,7 @@ def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
             return False
     executed: list[Statement] = []
     for statement in statements:
-        _execute(backend, prepared, statement, executed, in_transaction=False)
+        _execute(backend, prepared, statement, executed, log, in_transaction=False)
         executed.append(statement)
     with backend.transaction():
         _bookkeeping(backend, prepared)
@@ -137,9 +149,13 @@ def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
 
 
 def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
-             executed: list[Statement], *, in_transaction: bool) -> None:
+             executed: list[Statement], log: Any, *, in_transaction: bool) -> None:
+    started = time.perf_counter() if log is not None else 0.0
     try:
         backend.execute(statement.sql)
+        if log is not None:
+            log.debug("%s:%d: %s (%.3f s)", prepared.source.location, statement.line,
+                      statement.sql.split("\n", 1)[0][:120], time.perf_counter() - started)
     except Exception as error:
         if not backend.is_driver_error(error):
             raise

@@ -84,3 +84,39 @@ def test_database_url_is_the_last_environment_fallback(tmp_path: Path) -> None:
                         cwd=tmp_path, env={**env, **env_clean})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "platform.db").exists() and not (tmp_path / "sibila.db").exists()
+
+
+def test_the_library_logs_like_a_library(tmp_path: Path, caplog) -> None:
+    """INFO per version, DEBUG for the database, the lock and each statement; no handler."""
+    import logging
+
+    from sibila_sqlmig import Migrator
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one",
+                  "CREATE TABLE t1 (a INT);\n\nINSERT INTO t1 VALUES (1);\n")
+    with caplog.at_level(logging.DEBUG, logger="sibila_sqlmig"):
+        Migrator(database=str(tmp_path / "db.sqlite"), migrations=migrations,
+                 config="/dev/null").migrate()
+    records = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
+    assert records[-1][:2] == ("sibila_sqlmig.runner", "INFO")
+    assert records[-1][2].startswith("applied 001 one (")
+    messages = [message for _, _, message in records]
+    assert any(message.startswith("database sqlite:///") for message in messages)
+    assert "holding the migration lock" in messages
+    assert any("001_one/up.sql:3: INSERT INTO t1 VALUES (1) (" in message
+               for message in messages)
+    assert logging.getLogger("sibila_sqlmig").handlers == []
+
+
+def test_verbose_shows_the_librarys_debug_lines(tmp_path: Path) -> None:
+    from conftest import run_module
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    result = run_module("migrate", "-v", "--database", str(tmp_path / "db.sqlite"),
+                        "--migrations", str(migrations), "--config", "/dev/null", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sibila_sqlmig.runner: 001_one/up.sql:1: CREATE TABLE t1 (a INT)" \
+        in result.stderr.replace(str(migrations) + "/", "")
+    assert "sibila_sqlmig.api: holding the migration lock" in result.stderr

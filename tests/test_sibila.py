@@ -177,7 +177,7 @@ def test_a_no_op_migrate_imports_neither_the_runner_nor_yaml(sibila: tuple[str, 
     script = ("import sys\nfrom sibila_sqlmig.cli import main\n"
               f"code = main(['migrate', '--database', {url!r}, '--migrations', "
               f"{str(migrations)!r}, '--config', '/dev/null', '-q'])\n"
-              "loaded = {'sibila_sqlmig.runner', 'sibila_sqlmig.prepare', 'sqlparse', "
+              "loaded = {'sibila_sqlmig.runner', 'sibila_sqlmig.prepare', 'sqlparse', 'logging', "
               "'yaml'} & set(sys.modules)\n"
               "print(sorted(loaded)); sys.exit(code)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

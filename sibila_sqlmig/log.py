@@ -1,0 +1,29 @@
+"""Logging as Python libraries do it, without importing logging for nobody.
+
+The package logs to ``sibila_sqlmig.<module>`` loggers and configures no
+handler: INFO for each version applied or rolled back, DEBUG for connecting
+(the URL redacted), the migration lock and each statement. An application
+that logs has imported ``logging`` already; one that has not cannot have
+configured a handler, and importing the module for it would cost every
+command 9 ms (benchmarks/run.py, startup) for nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+DEBUG, INFO = 10, 20  # logging's levels, without importing it
+
+
+def logger(name: str) -> Any:
+    """The ``logging`` logger ``name``, or None when the application does not log."""
+    logging = sys.modules.get("logging")
+    return None if logging is None else logging.getLogger(name)
+
+
+def debug(name: str, message: str, *args: object) -> None:
+    """Log a DEBUG record to logger ``name`` when the application logs."""
+    found = logger(name)
+    if found is not None:
+        found.debug(message, *args)
