@@ -116,7 +116,7 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     group.add_argument("--migrations", metavar="DIR", default=default,
                        help="the migrations folder")
     group.add_argument("--config", metavar="FILE", default=default, help="config file "
-                       "(default: ./sibila_sqlmig.yaml when present)")
+                       "(default: sibila_sqlmig.yaml here or in a parent folder)")
     group.add_argument("--table", metavar="NAME", default=default,
                        help="tracking table (schema_migrations)")
     group.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=default,

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Self, SupportsIndex
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConfigError
+from .log import debug
 
 DEFAULT_DATABASE = "sqlite:///sibila.db"
 DEFAULT_MIGRATIONS = "migrations"
@@ -285,6 +286,8 @@ def load_settings(
     env = os.environ if environ is None else environ
     here = Path.cwd() if cwd is None else cwd
     file_values, config_path = _read_config_file(config, here)
+    if config_path is not None:
+        debug(__name__, "config file %s", config_path)
     file_dir = config_path.parent if config_path else here
 
     def pick(option: Any, env_keys: tuple[str, ...], file_key: str,
@@ -339,14 +342,25 @@ def _parse_style(value: Any, config_path: Path | None) -> str:
     return str(value)
 
 
+def _find_upwards(start: Path) -> Path | None:
+    """sibila_sqlmig.yaml in ``start`` or the nearest parent that has one (as git and
+    ruff look for theirs), so the tool works from any subfolder of a project."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _read_config_file(config: str | os.PathLike[str] | None, cwd: Path) -> tuple[dict[str, Any],
                                                                              Path | None]:
     from .yamlfile import YamlProblem, read_mapping
 
     if config is None:
-        path = cwd / DEFAULT_CONFIG_FILE
-        if not path.is_file():
+        found = _find_upwards(cwd)
+        if found is None:
             return {}, None
+        path = found
     else:
         path = cwd / Path(config)
         if not path.exists() or path.is_dir():

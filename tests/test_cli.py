@@ -120,3 +120,23 @@ def test_verbose_shows_the_librarys_debug_lines(tmp_path: Path) -> None:
     assert "sibila_sqlmig.runner: 001_one/up.sql:1: CREATE TABLE t1 (a INT)" \
         in result.stderr.replace(str(migrations) + "/", "")
     assert "sibila_sqlmig.api: holding the migration lock" in result.stderr
+
+
+def test_the_config_file_is_found_from_a_subfolder(tmp_path: Path) -> None:
+    """Run from src/app/, create and migrate still use the project's folder and database."""
+    from conftest import run_module
+
+    (tmp_path / "sibila_sqlmig.yaml").write_text("database: sqlite:///data/app.db\n"
+                                                 "migrations: db/migrations\n")
+    deep = tmp_path / "src" / "app"
+    deep.mkdir(parents=True)
+    created = run_module("create", "Add users", cwd=deep)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "db" / "migrations" / "001_add_users").is_dir()
+    assert not (deep / "migrations").exists()
+    (tmp_path / "db" / "migrations" / "001_add_users" / "up.sql").write_text(
+        "CREATE TABLE users (id INT);\n")
+    migrated = run_module("migrate", "-v", cwd=deep)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "data" / "app.db").exists()
+    assert f"config file {tmp_path / 'sibila_sqlmig.yaml'}" in migrated.stderr
