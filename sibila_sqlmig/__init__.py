@@ -24,6 +24,8 @@ _EXPORTS = {
     "StatusResult": "api",
     "VerifyResult": "api",
     "MigrationManager": "compat",
+    "auto_migrate_on_startup": "compat",
+    "check_database_health": "compat",
     "migration_status": "compat",
     "run_migrations": "compat",
     "tables": "compat",
@@ -69,6 +71,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .api import StatusResult as StatusResult
     from .api import VerifyResult as VerifyResult
     from .compat import MigrationManager as MigrationManager
+    from .compat import auto_migrate_on_startup as auto_migrate_on_startup
+    from .compat import check_database_health as check_database_health
     from .compat import migration_status as migration_status
     from .compat import run_migrations as run_migrations
     from .compat import tables as tables

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -131,10 +132,22 @@ class RepairResult(NamedTuple):
 class Migrator:
     """Migrations of one database, configured like the command line."""
 
-    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
-        """Use ``settings``, or resolve them as the CLI does (``database=``,
-        ``migrations=``, ``config=``, ``table=``, ``lock_timeout=`` override)."""
-        self.settings = settings if settings is not None else load_settings(**options)
+    def __init__(self, settings: Settings | None = None, *, database: str | None = None,
+                 migrations: str | os.PathLike[str] | None = None,
+                 config: str | os.PathLike[str] | None = None, table: str | None = None,
+                 lock_timeout: float | None = None) -> None:
+        """Use ``settings``, or resolve them as the command line does: each keyword given
+        here wins over the environment, then sibila_sqlmig.yaml, then the default.
+
+        ``database``: a URL or a SQLite file path; ``migrations``: the migrations
+        folder; ``config``: the config file (default: sibila_sqlmig.yaml here or in
+        a parent folder); ``table``: the tracking table; ``lock_timeout``: seconds to
+        wait for another run's lock.
+        """
+        if settings is None:
+            settings = load_settings(database=database, migrations=migrations, config=config,
+                                     table=table, lock_timeout=lock_timeout)
+        self.settings = settings
 
     # --- read-only ---------------------------------------------------------------------
 
@@ -174,10 +187,13 @@ class Migrator:
     # again: another process may have done (part of) the work meanwhile.
 
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
-                out_of_order: bool = False, progress: Progress | None = None) -> RunResult:
-        """Apply pending versions in order (up to ``to``); see README: Commands."""
+                out_of_order: bool = False, only: str | None = None,
+                progress: Progress | None = None) -> RunResult:
+        """Apply pending versions in order (up to ``to``, or just the version ``only``);
+        see README: Commands."""
         return self._plan_and_run(
-            UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order),
+            UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order,
+                                            only=only),
             dry_run, progress)
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
@@ -241,6 +257,16 @@ class Migrator:
             kept = [] if forget_missing else report.having(State.MISSING)
             return RepairResult([e.version for e in edited], [e.version for e in unverified],
                                 [e.version for e in missing], [e.version for e in kept])
+
+    def table_exists(self) -> bool:
+        """True when the database answers and holds the tracking table; never creates."""
+        with self._session() as backend:
+            return backend.connect(create=False) and backend.table_exists()
+
+    def ensure_table(self) -> None:
+        """Create the tracking table if it does not exist (and the SQLite file)."""
+        with self._session() as backend, self._locked(backend, create=True):
+            pass
 
     def create(self, description: str) -> Path:
         """Write a new version folder; return its path."""

@@ -8,14 +8,15 @@ logged (logger ``sibila_sqlmig``), never printed.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .api import Migrator
+from .api import Migrator, StatusResult
 from .config import load_settings
 from .errors import ConfigError, SqlmigError
-from .model import State, StatusReport
+from .model import State
 
 logger = logging.getLogger("sibila_sqlmig")
 
@@ -31,56 +32,114 @@ LEGACY_TABLES = (
 )
 
 
-def _migrator(database: str | None, migrations_dir: str | Path | None,
-              options: dict[str, Any]) -> Migrator:
-    return Migrator(load_settings(database=database, migrations=migrations_dir, **options))
+PathLike = str | os.PathLike[str]
 
 
-def run_migrations(database: str | None = None, migrations_dir: str | Path | None = None,
-                   **options: Any) -> bool:
+def _migrator(database: str | None, migrations: PathLike | None, migrations_dir: PathLike | None,
+              config: PathLike | None, table: str | None,
+              lock_timeout: float | None) -> Migrator:
+    """The Migrator of a Sibila call; ``migrations_dir`` is Sibila's name for ``migrations``."""
+    if migrations is not None and migrations_dir is not None:
+        raise TypeError("give migrations= or migrations_dir= (its older name), not both")
+    return Migrator(database=database, migrations=migrations if migrations is not None
+                    else migrations_dir, config=config, table=table, lock_timeout=lock_timeout)
+
+
+def run_migrations(database: str | None = None, migrations: PathLike | None = None, *,
+                   migrations_dir: PathLike | None = None, config: PathLike | None = None,
+                   table: str | None = None, lock_timeout: float | None = None) -> bool:
     """Apply every pending migration; True on success, False (and a logged error) if not.
 
     Safe to call from every worker at start-up: the migration lock makes each
-    version apply exactly once.
+    version apply exactly once. The keywords are Migrator's (``migrations_dir``
+    is accepted for ``migrations``).
     """
     try:
-        _migrator(database, migrations_dir, options).migrate()  # logs each version it applies
+        _migrator(database, migrations, migrations_dir, config, table,
+                  lock_timeout).migrate()  # logs each version it applies
     except SqlmigError as error:
         logger.error("migrations failed: %s", error)
         return False
     return True
 
 
-def _status_dict(report: StatusReport, database: str) -> dict[str, Any]:
+def _status_dict(result: StatusResult, table_found: bool) -> dict[str, Any]:
+    """Sibila's status dict: its own keys, and this package's beside them."""
+    report = result.report
     recorded = [entry.version for entry in report.recorded]
     pending = [entry.version for entry in report.having(State.PENDING)]
+    edited = [entry.version for entry in report.having(State.EDITED)]
+    missing = [entry.version for entry in report.having(State.MISSING)]
     return {
-        "database": database,
+        "database": result.database,
         "applied": recorded,
         "pending": pending,
-        "edited": [entry.version for entry in report.having(State.EDITED)],
-        "missing": [entry.version for entry in report.having(State.MISSING)],
+        "edited": edited,
+        "missing": missing,
         "unverified": [entry.version for entry in report.having(State.UNVERIFIED)],
         "total_applied": len(recorded),
         "total_pending": len(pending),
         "current_version": recorded[-1] if recorded else None,
+        # Sibila's own names for the same facts:
+        "applied_migrations": recorded,
+        "pending_migrations": pending,
+        "schema_integrity": not edited and not missing,
+        "database_ready": table_found,
     }
 
 
-def migration_status(database: str | None = None, migrations_dir: str | Path | None = None,
-                     **options: Any) -> dict[str, Any]:
+def migration_status(database: str | None = None, migrations: PathLike | None = None, *,
+                     migrations_dir: PathLike | None = None, config: PathLike | None = None,
+                     table: str | None = None,
+                     lock_timeout: float | None = None) -> dict[str, Any]:
     """A dict with applied, pending, edited, missing, unverified, total_applied,
     total_pending and current_version. Raises SqlmigError when it cannot tell."""
-    result = _migrator(database, migrations_dir, options).status()
-    return _status_dict(result.report, result.database)
+    return _status(_migrator(database, migrations, migrations_dir, config, table,
+                             lock_timeout))
+
+
+def _status(migrator: Migrator) -> dict[str, Any]:
+    result = migrator.status()
+    return _status_dict(result, migrator.table_exists())
 
 
 class MigrationManager:
     """Sibila's migration manager, on top of Migrator; same configuration lookup as the CLI."""
 
-    def __init__(self, database: str | None = None, migrations_dir: str | Path | None = None,
-                 **options: Any) -> None:
-        self.migrator = _migrator(database, migrations_dir, options)
+    def __init__(self, database: str | None = None, migrations: PathLike | None = None, *,
+                 migrations_dir: PathLike | None = None, config: PathLike | None = None,
+                 table: str | None = None, lock_timeout: float | None = None) -> None:
+        """The same keywords as run_migrations()."""
+        self.migrator = _migrator(database, migrations, migrations_dir, config, table,
+                                  lock_timeout)
+        settings = self.migrator.settings
+        given = migrations if migrations is not None else migrations_dir
+        #: The migrations folder as configured (as given, or relative to the working folder).
+        self.migrations_path = str(given) if given is not None else _shown(
+            settings.migrations_dir)
+        #: The tracking table's name.
+        self.migration_table = str(settings.table)
+
+    def ensure_migration_table(self) -> bool:
+        """Create the tracking table if it is missing; True once it exists."""
+        try:
+            self.migrator.ensure_table()
+        except SqlmigError as error:
+            logger.error("cannot create the tracking table: %s", error)
+            return False
+        return True
+
+    def migrate(self) -> bool:
+        """Apply every pending version; False (logged) on failure."""
+        return self.run_migrations()
+
+    def status(self) -> dict[str, Any]:
+        """The same dict as migration_status()."""
+        return _status(self.migrator)
+
+    def check_schema_integrity(self) -> bool:
+        """True when no applied version was edited or is missing on disk."""
+        return self.migrator.verify(allow_empty=True).ok
 
     def get_applied_migrations(self) -> list[str]:
         """Applied versions, oldest first."""
@@ -92,8 +151,7 @@ class MigrationManager:
 
     def get_migration_status(self) -> dict[str, Any]:
         """The same dict as migration_status()."""
-        result = self.migrator.status()
-        return _status_dict(result.report, result.database)
+        return _status(self.migrator)
 
     def run_migrations(self) -> bool:
         """Apply every pending version; False (logged) on failure."""
@@ -105,9 +163,9 @@ class MigrationManager:
         return True
 
     def apply_migration(self, version: str) -> bool:
-        """Apply pending versions up to and including ``version``; False on failure."""
+        """Apply the pending version ``version`` alone; False (logged) on failure."""
         try:
-            self.migrator.migrate(to=version)
+            self.migrator.migrate(only=version)
         except SqlmigError as error:
             logger.error("applying %s failed: %s", version, error)
             return False
@@ -136,13 +194,13 @@ class MigrationManager:
         return self.migrator.verify().ok
 
 
-def tables(database: str | None = None, **options: Any) -> None:
+def tables(database: str | None = None, *, config: PathLike | None = None) -> None:
     """Sibila's legacy start-up call: create documents_info and paragraphs_metadatas.
 
     It makes no tracking table and no indexes, as before; ``migrate`` adopts a
     database made this way as it is.
     """
-    settings = load_settings(database=database, **options)
+    settings = load_settings(database=database, config=config)
     if settings.database.dialect != "sqlite":
         raise ConfigError("tables() is Sibila's SQLite start-up routine; use migrate for "
                           f"{settings.database.dialect}.")
@@ -155,3 +213,43 @@ def tables(database: str | None = None, **options: Any) -> None:
             connection.execute(statement)
     finally:
         connection.close()
+
+
+def check_database_health(database: str | None = None, migrations: PathLike | None = None, *,
+                          migrations_dir: PathLike | None = None,
+                          config: PathLike | None = None, table: str | None = None) -> bool:
+    """Sibila's start-up check: True when the database answers and the migrations folder
+    reads; False (and a logged error) otherwise. Never raises."""
+    try:
+        _migrator(database, migrations, migrations_dir, config, table, None).status()
+    except SqlmigError as error:
+        logger.error("database health check failed: %s", error)
+        return False
+    return True
+
+
+def auto_migrate_on_startup(database: str | None = None, migrations: PathLike | None = None,
+                            *, migrations_dir: PathLike | None = None,
+                            config: PathLike | None = None, table: str | None = None) -> bool:
+    """Sibila's start-up: its legacy tables() on SQLite, then run_migrations(), then a
+    status line in the log. True/False; never raises."""
+    try:
+        migrator = _migrator(database, migrations, migrations_dir, config, table, None)
+        if migrator.settings.database.dialect == "sqlite":
+            tables(str(migrator.settings.database.path), config=config)
+        migrator.migrate()
+        status = _status(migrator)
+    except SqlmigError as error:
+        logger.error("automatic migration at start-up failed: %s", error)
+        return False
+    logger.info("database at version %s: %d applied, %d pending", status["current_version"],
+                status["total_applied"], status["total_pending"])
+    return True
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it lies inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

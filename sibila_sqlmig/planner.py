@@ -91,9 +91,15 @@ def drift_problems(report: StatusReport) -> list[str]:
 
 
 def plan_migrate(report: StatusReport, *, target: str | None = None,
-                 out_of_order: bool = False) -> Plan:
-    """The pending versions to apply, in order; refuses drift and out-of-order versions."""
-    limit = None
+                 out_of_order: bool = False, only: str | None = None) -> Plan:
+    """The pending versions to apply, in order (up to ``target``, or just ``only``);
+    refuses drift and out-of-order versions."""
+    limit = only_number = None
+    if only is not None:
+        entry = resolve_version(report, only, option="only")
+        if entry.state is not State.PENDING:
+            raise UsageError(f"only {only}: that version is {entry.state.value}, not pending.")
+        only_number = entry.number
     if target is not None:
         entry = resolve_version(report, target, option="--to")
         if entry.migration is None:
@@ -104,7 +110,8 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
         raise DriftError("migrate refused: applied versions differ from the files:\n"
                          + "\n".join(drift))
     pending = [entry for entry in report.having(State.PENDING)
-               if limit is None or (entry.number is not None and entry.number <= limit)]
+               if (limit is None or (entry.number is not None and entry.number <= limit))
+               and (only_number is None or entry.number == only_number)]
     late = [entry for entry in pending if entry.out_of_order]
     if late and not out_of_order:
         newest = max(report.recorded, key=lambda entry: entry.number or 0).version

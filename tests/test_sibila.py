@@ -105,8 +105,11 @@ def test_migration_manager_api(sibila: tuple[str, Path]) -> None:
     for version in reversed(manager.get_applied_migrations()[-3:]):
         assert manager.rollback_migration(version) is True
     assert manager.get_applied_migrations() == []
+    assert manager.apply_migration("001") is True  # that version alone (Sibila's meaning)
+    assert manager.get_applied_migrations() == ["001"]
     assert manager.apply_migration("002") is True
     assert manager.get_applied_migrations() == ["001", "002"]
+    assert manager.apply_migration("002") is False  # already applied: logged, not raised
     assert manager.rollback_migration("001") is False  # not the newest
     assert manager.get_migration_status()["current_version"] == "002"
     assert manager.verify() is True
@@ -184,3 +187,76 @@ def test_a_no_op_migrate_imports_neither_the_runner_nor_yaml(sibila: tuple[str, 
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+STARTUP = """
+import os, sys
+sys.path.insert(0, "src/database")
+import migrate  # Sibila's module, now one line that re-exports from sibila_sqlmig
+
+assert migrate.check_database_health()
+assert migrate.auto_migrate_on_startup()
+status = migrate.migration_status()
+assert status["applied_migrations"] == ["001"], status
+assert status["pending_migrations"] == [] and status["total_pending"] == 0
+assert status["schema_integrity"] is True and status["database_ready"] is True
+
+manager = migrate.MigrationManager()
+assert manager.migrations_path == "src/migrations", manager.migrations_path
+assert manager.migration_table == "schema_migrations"
+assert manager.ensure_migration_table() is True
+assert manager.check_schema_integrity() is True
+for name in ("002_tags", "003_notes"):
+    os.mkdir(f"src/migrations/{name}")
+    for file, text in (("migration.yaml", f"description: {name}\\n"),
+                       ("up.sql", f"CREATE TABLE {name[4:]} (a TEXT);\\n"),
+                       ("down.sql", f"DROP TABLE {name[4:]};\\n")):
+        with open(f"src/migrations/{name}/{file}", "w") as handle:
+            handle.write(text)
+assert manager.status()["pending_migrations"] == ["002", "003"]
+assert manager.apply_migration("002") is True  # that version alone
+assert manager.status()["pending_migrations"] == ["003"]
+assert manager.migrate() is True
+assert manager.status()["applied_migrations"] == ["001", "002", "003"]
+assert manager.rollback_migration("003") is True
+assert manager.status()["total_applied"] == 2
+print("sibila ok")
+"""
+
+
+def test_sibilas_start_up_and_tests_run_unchanged_through_a_one_line_module(
+        tmp_path: Path) -> None:
+    """Sibila's main.py and its migration tests, against a module that re-exports."""
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "sibila_sqlmig.yaml").write_text(
+        "database: sqlite:///data/.sqlite/sqlite.db\nmigrations: src/migrations\n")
+    shutil.copytree(ROOT / "migrations" / "001_initial",
+                    tmp_path / "src" / "migrations" / "001_initial")
+    (tmp_path / "src" / "database").mkdir()
+    (tmp_path / "src" / "database" / "migrate.py").write_text(
+        "from sibila_sqlmig import (MigrationManager, auto_migrate_on_startup,  # noqa: F401\n"
+        "    check_database_health, migration_status, run_migrations, tables)\n")
+    result = subprocess.run([sys.executable, "-c", STARTUP], cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sibila ok"
+
+
+def test_one_set_of_keyword_names_with_explicit_signatures(sibila: tuple[str, Path]) -> None:
+    import inspect
+
+    url, migrations = sibila
+    assert run_migrations(database=url, migrations=migrations) is True  # Migrator's name
+    assert migration_status(url, migrations)["total_applied"] == 1  # positional, as before
+    with pytest.raises(TypeError, match="not both"):
+        MigrationManager(database=url, migrations=migrations, migrations_dir=migrations)
+    with pytest.raises(TypeError, match="run_migrations"):
+        run_migrations(database=url, migration_dir=migrations)  # type: ignore[call-arg]
+    for call in (Migrator, run_migrations, migration_status, MigrationManager):
+        names = set(inspect.signature(call).parameters)
+        assert {"database", "migrations", "config", "table", "lock_timeout"} <= names, call
+        assert not any(parameter.kind is inspect.Parameter.VAR_KEYWORD
+                       for parameter in inspect.signature(call).parameters.values())
