@@ -135,19 +135,23 @@ class Migrator:
     def __init__(self, settings: Settings | None = None, *, database: str | None = None,
                  migrations: str | os.PathLike[str] | None = None,
                  config: str | os.PathLike[str] | None = None, table: str | None = None,
-                 lock_timeout: float | None = None) -> None:
+                 lock_timeout: float | None = None, wait: float | None = None,
+                 notify: Callable[[str], None] | None = None) -> None:
         """Use ``settings``, or resolve them as the command line does: each keyword given
         here wins over the environment, then sibila_sqlmig.yaml, then the default.
 
         ``database``: a URL or a SQLite file path; ``migrations``: the migrations
         folder; ``config``: the config file (default: sibila_sqlmig.yaml here or in
         a parent folder); ``table``: the tracking table; ``lock_timeout``: seconds to
-        wait for another run's lock.
+        wait for another run's lock; ``wait``: seconds to wait for the database to
+        accept connections. ``notify`` is told, in one line, what a run waits for
+        (the database, another run's lock); the Migrator itself never prints.
         """
         if settings is None:
             settings = load_settings(database=database, migrations=migrations, config=config,
-                                     table=table, lock_timeout=lock_timeout)
+                                     table=table, lock_timeout=lock_timeout, wait=wait)
         self.settings = settings
+        self.notify = notify
 
     # --- read-only ---------------------------------------------------------------------
 
@@ -291,9 +295,12 @@ class Migrator:
         """A backend for the configured database (connect it); closed afterwards, and
         any driver error raised inside becomes a DatabaseError."""
         backend = backend_for(self.settings)
+        backend.notify = self.notify
         debug(__name__, "database %s, table %s", self.settings.database.redacted(),
               self.settings.table)
         try:
+            if self.settings.wait > 0:
+                backend.wait_for_server(self.settings.wait)
             yield backend
         except Exception as error:
             if not backend.is_driver_error(error):

@@ -121,6 +121,9 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
                        help="tracking table (schema_migrations)")
     group.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=default,
                        help="how long to wait for another run's lock (default 60)")
+    group.add_argument("--wait", metavar="SECONDS", type=float, default=default,
+                       help="wait this long for the database to accept connections "
+                       "(default 0)")
     parser.add_argument("-q", "--quiet", action="store_true", default=flag,
                         help="print errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=flag,
@@ -208,18 +211,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.close()
 
 
-def _migrator(args: argparse.Namespace) -> Migrator:
+def _migrator(args: argparse.Namespace, out: _Output) -> Migrator:
     from .api import Migrator  # deferred: --help and --version need none of it
 
+    def notify(text: str) -> None:
+        if not out.quiet:
+            print(text, file=sys.stderr, flush=True)
+
     return Migrator(database=args.database, migrations=args.migrations, config=args.config,
-                    table=args.table, lock_timeout=args.lock_timeout)
+                    table=args.table, lock_timeout=args.lock_timeout, wait=args.wait,
+                    notify=notify)
 
 
 def _status(args: argparse.Namespace, out: _Output) -> int:
     from .model import State
     from .planner import drift_problems
 
-    result = _migrator(args).status()
+    result = _migrator(args, out).status()
     if args.json:
         out.json(result.to_dict())
         return EXIT_OK
@@ -276,13 +284,13 @@ def _progress(out: _Output) -> Callable[[StepResult], None]:
 
 
 def _migrate(args: argparse.Namespace, out: _Output) -> int:
-    migrator = _migrator(args)
+    migrator = _migrator(args, out)
     return _run(args, out, "up", lambda progress: migrator.migrate(
         to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress))
 
 
 def _rollback(args: argparse.Namespace, out: _Output) -> int:
-    migrator = _migrator(args)
+    migrator = _migrator(args, out)
     return _run(args, out, "down", lambda progress: migrator.rollback(
         steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress))
 
@@ -340,7 +348,7 @@ def _error_dict(error: SqlmigError) -> dict[str, Any]:
 
 
 def _create(args: argparse.Namespace, out: _Output) -> int:
-    folder = _migrator(args).create(args.description)
+    folder = _migrator(args, out).create(args.description)
     out.line(f"created {folder}/ (migration.yaml, up.sql, down.sql)")
     return EXIT_OK
 
@@ -348,7 +356,7 @@ def _create(args: argparse.Namespace, out: _Output) -> int:
 def _verify(args: argparse.Namespace, out: _Output) -> int:
     from .planner import drift_problems
 
-    result = _migrator(args).verify(allow_empty=args.allow_empty)
+    result = _migrator(args, out).verify(allow_empty=args.allow_empty)
     if args.json:
         out.json(result.to_dict())
     else:
@@ -364,7 +372,7 @@ def _verify(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _baseline(args: argparse.Namespace, out: _Output) -> int:
-    marked = _migrator(args).baseline(args.version)
+    marked = _migrator(args, out).baseline(args.version)
     if marked:
         out.line(f"recorded as applied without running: {', '.join(marked)}")
     else:
@@ -373,7 +381,7 @@ def _baseline(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _repair(args: argparse.Namespace, out: _Output) -> int:
-    result = _migrator(args).repair(forget_missing=args.forget_missing)
+    result = _migrator(args, out).repair(forget_missing=args.forget_missing)
     for label, versions in (("checksum updated", result.updated),
                             ("checksum filled in", result.filled),
                             ("row deleted (folder gone)", result.forgotten)):

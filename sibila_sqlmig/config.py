@@ -28,6 +28,7 @@ ENV_DATABASE_URL = "DATABASE_URL"
 ENV_MIGRATIONS = "SIBILA_SQLMIG_MIGRATIONS"
 ENV_TABLE = "SIBILA_SQLMIG_TABLE"
 ENV_LOCK_TIMEOUT = "SIBILA_SQLMIG_LOCK_TIMEOUT"
+ENV_WAIT = "SIBILA_SQLMIG_WAIT"
 
 _SCHEMES = {
     "sqlite": "sqlite",
@@ -37,7 +38,7 @@ _SCHEMES = {
     "mysql": "mysql",
     "mariadb": "mysql",
 }
-_CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style")
+_CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style", "wait")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -265,6 +266,7 @@ class Settings(NamedTuple):
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     version_style: str = "sequential"
     config_file: Path | None = None
+    wait: float = 0.0  # seconds to wait for the database to accept connections
 
 
 def load_settings(
@@ -274,6 +276,7 @@ def load_settings(
     config: str | os.PathLike[str] | None = None,
     table: str | None = None,
     lock_timeout: float | None = None,
+    wait: float | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
@@ -311,6 +314,7 @@ def load_settings(
     timeout, timeout_source, _ = pick(lock_timeout, (ENV_LOCK_TIMEOUT,), "lock_timeout",
                                       DEFAULT_LOCK_TIMEOUT)
     style, _, _ = pick(None, (), "version_style", "sequential")
+    wait_value, wait_source, _ = pick(wait, (ENV_WAIT,), "wait", 0.0)
     for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table")):
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
@@ -318,19 +322,20 @@ def load_settings(
         database=parse_database_url(str(db_text), base_dir=db_base, source=db_source),
         migrations_dir=dir_base / Path(dir_text),
         table=parse_table_name(str(table_text)),
-        lock_timeout=_parse_timeout(timeout, timeout_source),
+        lock_timeout=_parse_seconds(timeout, timeout_source, "lock timeout"),
         version_style=_parse_style(style, config_path),
         config_file=config_path,
+        wait=_parse_seconds(wait_value, wait_source, "wait"),
     )
 
 
-def _parse_timeout(value: Any, source: str) -> float:
+def _parse_seconds(value: Any, source: str, what: str) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1.0
     if isinstance(value, bool) or not seconds >= 0:
-        raise ConfigError(f"Invalid lock timeout {value!r} (from {source}): "
+        raise ConfigError(f"Invalid {what} {value!r} (from {source}): "
                           "give a number of seconds, 0 or more.")
     return seconds
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import ScratchDatabase, write_version
 from sibila_sqlmig.backends import backend_for
-from sibila_sqlmig.config import load_settings
+from sibila_sqlmig.config import load_settings, parse_database_url
 
 
 def _backend(db: ScratchDatabase):
@@ -149,3 +154,77 @@ def test_a_commit_that_fails_is_rolled_back(tmp_path: Path) -> None:
             backend.execute("INSERT INTO parent VALUES (1)")
     finally:
         backend.close()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def _server_that_starts_late(target: tuple[str, int], delay: float) -> Iterator[int]:
+    """A TCP port that starts listening after ``delay`` s and forwards to ``target``."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    stop = threading.Event()
+
+    def serve() -> None:
+        time.sleep(delay)
+        with socket.create_server(("127.0.0.1", port)) as server:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    client, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection(target)
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_wait_retries_until_a_late_server_accepts(postgres_db: ScratchDatabase,
+                                                  tmp_path: Path, cli) -> None:
+    parsed = parse_database_url(postgres_db.url, base_dir=tmp_path)
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    with _server_that_starts_late((parsed.host, parsed.port or 5432), delay=1.5) as port:
+        late = postgres_db.url.replace(f":{parsed.port or 5432}/", f":{port}/", 1)
+        refused = cli("status", "--database", late, "--migrations", str(migrations))
+        assert refused.code == 1 and f"Cannot connect to {late}" in refused.err
+        waited = cli("migrate", "--wait", "20", "--database", late, "--migrations",
+                     str(migrations))
+    assert waited.code == 0, waited.err
+    assert waited.err.count(f"waiting up to 20 s for {late} to accept connections") == 1
+    assert postgres_db.versions() == ["001"]
+
+
+@pytest.mark.parametrize("fixture", ["postgres_db", "mysql_db"])
+def test_a_waiting_run_says_who_holds_the_lock(fixture: str, tmp_path: Path, cli,
+                                              request: pytest.FixtureRequest) -> None:
+    db: ScratchDatabase = request.getfixturevalue(fixture)
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    holder = backend_for(load_settings(database=db.url, environ={}, config="/dev/null"))
+    holder.connect(create=True)
+    with holder.migration_lock():
+        result = cli("migrate", "--lock-timeout", "2.5", "--database", db.url,
+                     "--migrations", str(migrations))
+    holder.close()
+    assert result.code == 1
+    notices = [line for line in result.err.splitlines()
+               if line.startswith("waiting for the migration lock")]
+    assert len(notices) == 1 and "it is held by" in notices[0]  # after 1 s, not again by 2.5
+    assert ("pid" if db.engine == "postgresql" else "connection id") in notices[0]

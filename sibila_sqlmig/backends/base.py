@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..config import DatabaseURL, TableName
-from ..errors import DatabaseError
+from ..errors import DatabaseError, LockTimeoutError
 from ..model import AppliedRow
+
+_POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)  # waits between attempts at the migration lock
 
 
 class Backend(abc.ABC):
@@ -32,6 +35,26 @@ class Backend(abc.ABC):
         self.url = url
         self.table = table
         self.lock_timeout = lock_timeout
+        #: Told, in one line, what a run is waiting for (the server, another run's lock).
+        self.notify: Callable[[str], None] | None = None
+
+    def wait_for_server(self, seconds: float) -> None:
+        """Connect, retrying for up to ``seconds`` while the server refuses (a container
+        or CI service still starting); ``notify`` hears once what is awaited."""
+        deadline = time.monotonic() + seconds
+        told = False
+        while True:
+            try:
+                self.connect(create=False)
+                return
+            except DatabaseError as error:
+                if time.monotonic() >= deadline:
+                    raise
+                if not told and self.notify is not None:
+                    self.notify(f"waiting up to {seconds:g} s for {self.url} to accept "
+                                f"connections ({str(error).split(': ', 1)[-1][:120]})")
+                    told = True
+            time.sleep(0.5)
 
     # --- connection -------------------------------------------------------------------
 
@@ -113,6 +136,32 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def migration_lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lock that makes concurrent runs apply each version once."""
+
+    def wait_for_lock(self, try_once: Callable[[], bool],
+                      holder: Callable[[], tuple[str, str]]) -> None:
+        """Poll ``try_once`` until it takes the lock; LockTimeoutError after lock_timeout.
+
+        ``holder`` gives who holds the lock and the command that ends that session.
+        After a second of waiting, and every ten seconds after, ``notify`` hears who.
+        """
+        started = time.monotonic()
+        deadline, notice = started + self.lock_timeout, started + 1.0
+        attempt = 0
+        while not try_once():
+            now = time.monotonic()
+            if now >= deadline:
+                who, stop = holder()
+                raise LockTimeoutError(
+                    f"Timed out after {self.lock_timeout:g} s waiting for the migration lock "
+                    f"on {self.url} (table {self.table}): it is held by {who}. Another "
+                    "migration is probably running; wait for it, or raise --lock-timeout. "
+                    f"If that process is stuck, `{stop};` ends it and frees the lock.")
+            if self.notify is not None and now >= notice:
+                self.notify(f"waiting for the migration lock on {self.url} (up to "
+                            f"{self.lock_timeout:g} s): it is held by {holder()[0]}")
+                notice = now + 10.0
+            time.sleep(_POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)])
+            attempt += 1
 
     # --- the tracking table -----------------------------------------------------------
 

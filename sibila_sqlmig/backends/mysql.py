@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DriverMissingError, LockTimeoutError
+from ..errors import ConfigError, DriverMissingError
 from ..splitting import head_words
 from .base import Backend
 
@@ -129,26 +128,23 @@ class MySQLBackend(Backend):
     @contextlib.contextmanager
     def migration_lock(self) -> Iterator[None]:
         name = self.lock_name
-        got = self.query("SELECT GET_LOCK(%s, %s)", [name, math.ceil(self.lock_timeout)])[0][0]
-        if got != 1:
-            raise LockTimeoutError(self._lock_message(name))
+        # GET_LOCK with no wait, polled: so that a waiting run can say who holds the lock.
+        self.wait_for_lock(
+            lambda: self.query("SELECT GET_LOCK(%s, 0)", [name])[0][0] == 1,
+            lambda: self._holder(name))
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
                 self.query("SELECT RELEASE_LOCK(%s)", [name])
 
-    def _lock_message(self, name: str) -> str:
+    def _holder(self, name: str) -> tuple[str, str]:
+        """Who holds the named lock, and the command that ends that connection."""
         holder = self.query("SELECT IS_USED_LOCK(%s)", [name])[0][0]
-        who = "another session"
-        if holder is not None:
-            rows = self.query("SELECT user, host, command, time FROM "
-                              "information_schema.processlist WHERE id = %s", [holder])
-            detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
-                      if rows else "")
-            who = f"connection id {holder}{detail}"
-        stop = f"KILL {holder}" if holder is not None else "KILL <connection id>"
-        return (f"Timed out after {self.lock_timeout:g} s waiting for the migration lock "
-                f"{name!r} on {self.url}: it is held by {who}. Another migration is probably "
-                f"running; wait for it, or raise --lock-timeout. If that process is stuck, "
-                f"`{stop};` ends it and frees the lock.")
+        if holder is None:
+            return "another session", "KILL <connection id>"
+        rows = self.query("SELECT user, host, command, time FROM "
+                          "information_schema.processlist WHERE id = %s", [holder])
+        detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
+                  if rows else "")
+        return f"connection id {holder}{detail}", f"KILL {holder}"

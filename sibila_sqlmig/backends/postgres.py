@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DriverMissingError, LockTimeoutError
+from ..errors import ConfigError, DriverMissingError
 from .base import Backend
 
 try:
@@ -27,7 +26,6 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
 APPLICATION_NAME = "sibila-sqlmig"
-_POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
 
 
 class PostgresBackend(Backend):
@@ -142,32 +140,26 @@ class PostgresBackend(Backend):
     def migration_lock(self) -> Iterator[None]:
         holder = self._connect()
         try:
-            deadline = time.monotonic() + self.lock_timeout
-            attempt = 0
-            while not holder.execute("SELECT pg_try_advisory_lock(%s)",
-                                     [self.lock_key]).fetchone()[0]:
-                if time.monotonic() >= deadline:
-                    raise LockTimeoutError(self._lock_message(holder))
-                time.sleep(_POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)])
-                attempt += 1
+            self.wait_for_lock(
+                lambda: bool(holder.execute("SELECT pg_try_advisory_lock(%s)",
+                                            [self.lock_key]).fetchone()[0]),
+                lambda: self._holder(holder))
             yield
         finally:
             with contextlib.suppress(Exception):
                 holder.close()  # closing the session releases the advisory lock
 
-    def _lock_message(self, holder: Any) -> str:
+    def _holder(self, connection: Any) -> tuple[str, str]:
+        """Who holds the advisory lock, and the command that ends that session."""
         key = self.lock_key
-        row = holder.execute(
+        row = connection.execute(
             "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start "
             "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted "
             "AND l.classid = ((%s >> 32) & 4294967295)::oid "
             "AND l.objid = (%s & 4294967295)::oid LIMIT 1", [key, key]).fetchone()
-        who = ("another session" if row is None else
-               f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
-               f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})")
-        stop = f"SELECT pg_terminate_backend({row[0]})" if row else "pg_terminate_backend(pid)"
-        return (f"Timed out after {self.lock_timeout:g} s waiting for the migration lock on "
-                f"{self.url} (table {self.table}): it is held by {who}. Another migration is "
-                f"probably running; wait for it, or raise --lock-timeout. If that process is "
-                f"stuck, `{stop};` ends it and frees the lock.")
+        if row is None:
+            return "another session", "SELECT pg_terminate_backend(pid)"
+        return (f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
+                f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})",
+                f"SELECT pg_terminate_backend({row[0]})")
