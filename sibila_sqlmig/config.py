@@ -6,6 +6,7 @@ table's name. Nothing here touches a database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -320,13 +321,24 @@ def load_settings(
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
     return Settings(
         database=parse_database_url(str(db_text), base_dir=db_base, source=db_source),
-        migrations_dir=dir_base / Path(dir_text),
+        migrations_dir=_as_given(Path(dir_text), dir_base, here if cwd is None else None),
         table=parse_table_name(str(table_text)),
         lock_timeout=_parse_seconds(timeout, timeout_source, "lock timeout"),
         version_style=_parse_style(style, config_path),
         config_file=config_path,
         wait=_parse_seconds(wait_value, wait_source, "wait"),
     )
+
+
+def _as_given(path: Path, base: Path, working_dir: Path | None) -> Path:
+    """``path`` (relative to ``base``), kept relative to the process's working folder
+    when it was written relative and lies inside it, so that messages show
+    ``migrations/002_x/up.sql`` as the user wrote it; an absolute path stays so."""
+    joined = base / path
+    if working_dir is not None and not path.is_absolute():
+        with contextlib.suppress(ValueError):
+            return joined.relative_to(working_dir)
+    return joined
 
 
 def _parse_seconds(value: Any, source: str, what: str) -> float:

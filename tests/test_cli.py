@@ -140,3 +140,22 @@ def test_the_config_file_is_found_from_a_subfolder(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "data" / "app.db").exists()
     assert f"config file {tmp_path / 'sibila_sqlmig.yaml'}" in migrated.stderr
+
+
+def test_paths_are_printed_as_given(tmp_path: Path) -> None:
+    """Relative stays relative (create, the dry run's JSON, messages); absolute stays so."""
+    import json
+
+    from conftest import run_module
+
+    settings = ["--config", "/dev/null", "--database", "db.sqlite"]
+    created = run_module("create", "Add tags", *settings, cwd=tmp_path)
+    assert created.stdout.startswith("created migrations/001_add_tags/"), created.stdout
+    (tmp_path / "migrations" / "001_add_tags" / "up.sql").write_text("CREATE TABLE t (a INT);\n")
+    plan = json.loads(run_module("migrate", "--dry-run", "--json", *settings,
+                                 cwd=tmp_path).stdout)
+    assert plan["migrations"][0]["file"] == "migrations/001_add_tags/up.sql"
+    absolute = run_module("migrate", "--dry-run", "--json", *settings, "--migrations",
+                          str(tmp_path / "migrations"), cwd=tmp_path)
+    assert json.loads(absolute.stdout)["migrations"][0]["file"] == str(
+        tmp_path / "migrations" / "001_add_tags" / "up.sql")
