@@ -18,7 +18,7 @@ from .planner import build_status, plan_baseline, plan_migrate, plan_rollback
 
 if TYPE_CHECKING:
     from .prepare import PreparedFile
-    from .runner import Progress, StepResult
+    from .runner import Progress, StatementProgress, StepResult
 
 # prepare and runner (and with them sqlparse and the checks) are imported only when
 # there is something to run: a no-op migrate and status never need them.
@@ -192,23 +192,27 @@ class Migrator:
 
     def migrate(self, *, to: str | None = None, dry_run: bool = False,
                 out_of_order: bool = False, only: str | None = None,
-                progress: Progress | None = None) -> RunResult:
+                progress: Progress | None = None,
+                on_statement: StatementProgress | None = None) -> RunResult:
         """Apply pending versions in order (up to ``to``, or just the version ``only``);
-        see README: Commands."""
+        see README: Commands. ``progress`` hears each file done, ``on_statement`` each
+        statement (the file, how many ran, how many in all)."""
         return self._plan_and_run(
             UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order,
                                             only=only),
-            dry_run, progress)
+            dry_run, progress, on_statement)
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
-                 dry_run: bool = False, progress: Progress | None = None) -> RunResult:
+                 dry_run: bool = False, progress: Progress | None = None,
+                 on_statement: StatementProgress | None = None) -> RunResult:
         """Run down.sql of the newest applied versions (one by default)."""
         return self._plan_and_run(
             DOWN, lambda report: plan_rollback(report, steps=steps, target=to),
-            dry_run, progress)
+            dry_run, progress, on_statement)
 
     def _plan_and_run(self, direction: str, make_plan: Callable[[StatusReport], Plan],
-                      dry_run: bool, progress: Progress | None) -> RunResult:
+                      dry_run: bool, progress: Progress | None,
+                      on_statement: StatementProgress | None) -> RunResult:
         migrations = self._discover(headers=False)
         with self._session() as backend:
             exists = backend.connect(create=False)
@@ -227,7 +231,7 @@ class Migrator:
                 from .runner import implicit_commit_notice, run_files
 
                 notice = implicit_commit_notice(files)
-                steps = run_files(backend, files, progress)
+                steps = run_files(backend, files, progress, on_statement)
                 return RunResult(direction, False, files, steps, [notice] if notice else [])
 
     def baseline(self, version: str) -> list[str]:

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
     from .api import Migrator, RunResult
     from .errors import SqlmigError
-    from .runner import StepResult
+    from .prepare import PreparedFile
+    from .runner import StatementProgress, StepResult
+
+    # migrate or rollback, given the per-file and per-statement progress callbacks
+    Run = Callable[[Callable[[StepResult], None], StatementProgress | None], RunResult]
 
 # The exit codes of errors.py, here too so that --help imports nothing more.
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -54,6 +58,16 @@ class _Output:
             return
         try:
             print(text, file=self.stream)
+        except BrokenPipeError:
+            self.reader_gone = True
+
+    def draw(self, text: str) -> None:
+        """Redraw the current terminal line with ``text`` (empty: clear it)."""
+        if self.reader_gone:
+            return
+        try:
+            self.stream.write(f"\r\033[K{text}")
+            self.stream.flush()
         except BrokenPipeError:
             self.reader_gone = True
 
@@ -271,8 +285,36 @@ def _show_plan(result: RunResult, out: _Output, args: argparse.Namespace) -> Non
             out.line(f"  line {statement.line:>4}: {text}", always=True)
 
 
-def _progress(out: _Output) -> Callable[[StepResult], None]:
-    def report(step: StepResult) -> None:
+class _LiveProgress:
+    """Each file done, as a line; on a terminal, a long file's statement count and time
+    redrawn in place (never with --quiet, and never into a pipe or a file)."""
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+        self.live = out.stream.isatty() and not out.quiet
+        self.drawn = False
+        self.file: object = None
+        self.started = self.last_draw = 0.0
+
+    def statement(self, prepared: PreparedFile, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if prepared is not self.file:
+            self.file, self.started, self.last_draw = prepared, now, now
+        # Quick files never draw; a long one is redrawn at most five times a second.
+        if now - self.started < 0.5 or now - self.last_draw < 0.2:
+            return
+        self.last_draw = now
+        self.drawn = True
+        self.out.draw(f"  {prepared.version} {prepared.description}: statement {done} of "
+                      f"{total} ({now - self.started:.1f} s)")
+
+    def step(self, step: StepResult) -> None:
+        out = self.out
+        if self.drawn:
+            out.draw("")
+            self.drawn = False
         if step.skipped:
             out.line(f"skipped {step.version} {step.description}: another process did it")
             return
@@ -280,27 +322,27 @@ def _progress(out: _Output) -> Callable[[StepResult], None]:
         out.line(f"{out.paint(step.outcome, '32')} {step.version} {step.description} "
                  f"({step.seconds:.3f} s{detail})")
 
-    return report
-
 
 def _migrate(args: argparse.Namespace, out: _Output) -> int:
     migrator = _migrator(args, out)
-    return _run(args, out, "up", lambda progress: migrator.migrate(
-        to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress))
+    return _run(args, out, "up", lambda progress, on_statement: migrator.migrate(
+        to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress,
+        on_statement=on_statement))
 
 
 def _rollback(args: argparse.Namespace, out: _Output) -> int:
     migrator = _migrator(args, out)
-    return _run(args, out, "down", lambda progress: migrator.rollback(
-        steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress))
+    return _run(args, out, "down", lambda progress, on_statement: migrator.rollback(
+        steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress,
+        on_statement=on_statement))
 
 
-def _run(args: argparse.Namespace, out: _Output, direction: str,
-         run: Callable[[Callable[[StepResult], None]], RunResult]) -> int:
+def _run(args: argparse.Namespace, out: _Output, direction: str, run: Run) -> int:
     """migrate or rollback: the run, then its plan (dry run), JSON or summary."""
     if args.json and not args.dry_run:
         return _run_as_json(out, direction, run)
-    result = run(_progress(out))
+    live = _LiveProgress(out)
+    result = run(live.step, live.statement if live.live else None)
     if args.dry_run:
         _show_plan(result, out, args)
         return EXIT_OK
@@ -315,15 +357,14 @@ def _run(args: argparse.Namespace, out: _Output, direction: str,
     return EXIT_OK
 
 
-def _run_as_json(out: _Output, direction: str,
-                 run: Callable[[Callable[[StepResult], None]], RunResult]) -> int:
+def _run_as_json(out: _Output, direction: str, run: Run) -> int:
     """One JSON document for a real run, also when it fails (then with the error; the
     message still goes to stderr and the exit code is the same as without --json)."""
     from .errors import SqlmigError
 
     steps: list[StepResult] = []
     try:
-        result = run(steps.append)
+        result = run(steps.append, None)
     except SqlmigError as error:
         out.json({"direction": direction, "dry_run": False, "ok": False,
                   "steps": [step.to_dict() for step in steps], "error": _error_dict(error)})

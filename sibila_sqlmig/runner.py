@@ -52,15 +52,18 @@ class StepResult(NamedTuple):
 
 
 Progress = Callable[[StepResult], None]
+#: Told after each statement: the file, how many of its statements ran, how many in all.
+StatementProgress = Callable[["PreparedFile", int, int], None]
 
 
 def run_files(backend: Backend, files: Sequence[PreparedFile],
-              progress: Progress | None = None) -> list[StepResult]:
+              progress: Progress | None = None,
+              on_statement: StatementProgress | None = None) -> list[StepResult]:
     """Run prepared files in order; stop at the first failure (raising StatementError)."""
     steps: list[StepResult] = []
     for prepared in files:
         try:
-            step = run_file(backend, prepared)
+            step = run_file(backend, prepared, on_statement)
         except MigrationFilesError as error:  # a large file that changed since its check
             raise FileChangedError(error.problems[0],
                                    [done.version for done in steps if not done.skipped]) \
@@ -75,16 +78,18 @@ def run_files(backend: Backend, files: Sequence[PreparedFile],
     return steps
 
 
-def run_file(backend: Backend, prepared: PreparedFile) -> StepResult:
+def run_file(backend: Backend, prepared: PreparedFile,
+             on_statement: StatementProgress | None = None) -> StepResult:
     """Run one file and write or delete its tracking row."""
     started = time.perf_counter()
     statements = load_statements(prepared)  # read before the transaction opens
     log = logger(__name__)  # asked once per file: each statement's DEBUG line is optional
     statement_log = log if log is not None and log.isEnabledFor(DEBUG) else None
+    execution = _Execution(backend, prepared, len(statements), statement_log, on_statement)
     if prepared.transactional:
-        done = _run_in_transaction(backend, prepared, statements, statement_log)
+        done = _run_in_transaction(execution, statements)
     else:
-        done = _run_statement_by_statement(backend, prepared, statements, statement_log)
+        done = _run_statement_by_statement(execution, statements)
     return StepResult(prepared.version, prepared.description, prepared.direction,
                       time.perf_counter() - started, len(statements), skipped=not done)
 
@@ -119,60 +124,70 @@ def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
     return recorded if prepared.direction == UP else not recorded
 
 
-def _run_in_transaction(backend: Backend, prepared: PreparedFile,
-                        statements: Sequence[Statement], log: Any) -> bool:
-    executed: list[Statement] = []
-    with backend.transaction():
-        if _already_done(backend, prepared):
-            return False  # the transaction wrote nothing
-        for statement in statements:
-            _execute(backend, prepared, statement, executed, log, in_transaction=True)
-            executed.append(statement)
-        _bookkeeping(backend, prepared)
-    return True
+class _Execution:
+    """One file's run: what it needs to execute, log and report each statement."""
 
+    def __init__(self, backend: Backend, prepared: PreparedFile, total: int, log: Any,
+                 on_statement: StatementProgress | None) -> None:
+        self.backend = backend
+        self.prepared = prepared
+        self.total = total
+        self.log = log  # a logger enabled for DEBUG, or None
+        self.on_statement = on_statement
+        self.executed: list[Statement] = []
 
-def _run_statement_by_statement(backend: Backend, prepared: PreparedFile,
-                                statements: Sequence[Statement], log: Any) -> bool:
-    if not backend.lock_covers_run:
-        with backend.transaction():
-            done = _already_done(backend, prepared)
-        if done:
-            return False
-    executed: list[Statement] = []
-    for statement in statements:
-        _execute(backend, prepared, statement, executed, log, in_transaction=False)
-        executed.append(statement)
-    with backend.transaction():
-        _bookkeeping(backend, prepared)
-    return True
-
-
-def _execute(backend: Backend, prepared: PreparedFile, statement: Statement,
-             executed: list[Statement], log: Any, *, in_transaction: bool) -> None:
-    started = time.perf_counter() if log is not None else 0.0
-    try:
-        backend.execute(statement.sql)
+    def execute(self, statement: Statement, *, in_transaction: bool) -> None:
+        """Run one statement; a StatementError says where it failed and what stayed."""
+        backend, prepared, log = self.backend, self.prepared, self.log
+        started = time.perf_counter() if log is not None else 0.0
+        try:
+            backend.execute(statement.sql)
+        except Exception as error:
+            if not backend.is_driver_error(error):
+                raise
+            left, note = _left_in_database(backend, self.executed, statement, in_transaction)
+            offset = backend.error_offset(error)  # PostgreSQL says where in the statement
+            line = statement.line + (statement.sql.count("\n", 0, offset - 1) if offset else 0)
+            raise StatementError(
+                version=prepared.version,
+                path=prepared.path,
+                line=line,
+                sql=statement.sql,
+                database_message=backend.error_message(error),
+                rolled_back=in_transaction,
+                left_applied=[ExecutedStatement(done.line, done.sql) for done in left],
+                note=note,
+                direction=prepared.direction,
+            ) from None
         if log is not None:
             log.debug("%s:%d: %s (%.3f s)", prepared.source.location, statement.line,
                       statement.sql.split("\n", 1)[0][:120], time.perf_counter() - started)
-    except Exception as error:
-        if not backend.is_driver_error(error):
-            raise
-        left, note = _left_in_database(backend, executed, statement, in_transaction)
-        offset = backend.error_offset(error)  # PostgreSQL says where in the statement
-        line = statement.line + (statement.sql.count("\n", 0, offset - 1) if offset else 0)
-        raise StatementError(
-            version=prepared.version,
-            path=prepared.path,
-            line=line,
-            sql=statement.sql,
-            database_message=backend.error_message(error),
-            rolled_back=in_transaction,
-            left_applied=[ExecutedStatement(done.line, done.sql) for done in left],
-            note=note,
-            direction=prepared.direction,
-        ) from None
+        self.executed.append(statement)
+        if self.on_statement is not None:
+            self.on_statement(prepared, len(self.executed), self.total)
+
+
+def _run_in_transaction(run: _Execution, statements: Sequence[Statement]) -> bool:
+    with run.backend.transaction():
+        if _already_done(run.backend, run.prepared):
+            return False  # the transaction wrote nothing
+        for statement in statements:
+            run.execute(statement, in_transaction=True)
+        _bookkeeping(run.backend, run.prepared)
+    return True
+
+
+def _run_statement_by_statement(run: _Execution, statements: Sequence[Statement]) -> bool:
+    if not run.backend.lock_covers_run:
+        with run.backend.transaction():
+            done = _already_done(run.backend, run.prepared)
+        if done:
+            return False
+    for statement in statements:
+        run.execute(statement, in_transaction=False)
+    with run.backend.transaction():
+        _bookkeeping(run.backend, run.prepared)
+    return True
 
 
 def _left_in_database(backend: Backend, executed: list[Statement], failed: Statement,

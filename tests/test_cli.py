@@ -159,3 +159,50 @@ def test_paths_are_printed_as_given(tmp_path: Path) -> None:
                           str(tmp_path / "migrations"), cwd=tmp_path)
     assert json.loads(absolute.stdout)["migrations"][0]["file"] == str(
         tmp_path / "migrations" / "001_add_tags" / "up.sql")
+
+
+def _through_a_terminal(args: list[str], cwd: Path) -> str:
+    """Run ``python -m sibila_sqlmig`` with a pseudo-terminal as stdout; its output."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "sibila_sqlmig", *args], cwd=cwd,
+                               stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_a_long_file_shows_its_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    from conftest import run_module
+
+    slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 200000) SELECT count(*) FROM c;\n")
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_slow", slow * 12)
+    write_version(migrations, "002_quick", "CREATE TABLE t (a INT);\n")
+    for name, quiet in (("tty.db", []), ("quiet.db", ["-q"])):
+        shown = _through_a_terminal(["migrate", *quiet, "--database", name, "--migrations",
+                                     str(migrations), "--config", "/dev/null"], tmp_path)
+        if quiet:
+            assert "statement" not in shown
+        else:
+            assert "\r\x1b[K  001 slow: statement " in shown and " of 12 (" in shown
+            assert "002 quick: statement" not in shown  # quick files never draw
+            assert "applied\x1b[0m 001 slow" in shown or "applied 001 slow" in shown
+    piped = run_module("migrate", "--database", "piped.db", "--migrations", str(migrations),
+                       "--config", "/dev/null", cwd=tmp_path)
+    assert piped.returncode == 0 and "statement" not in piped.stdout
