@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from . import __version__
+from .terminal import HelpFormatter, LiveProgress, Output
 
 # typing.TYPE_CHECKING without importing typing, which costs 4 ms of a 28 ms --help
 # (benchmarks/run.py, startup). Type checkers know the name; at run time the block is
@@ -14,11 +14,10 @@ from . import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any, TextIO
+    from typing import Any
 
     from .api import Migrator, RunResult
     from .errors import SqlmigError
-    from .prepare import PreparedFile
     from .runner import StatementProgress, StepResult
 
     # migrate or rollback, given the per-file and per-statement progress callbacks
@@ -32,88 +31,7 @@ EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, v
 drift, lock timeout); 2 bad usage, configuration or migration files.
 settings (before or after the command): option > environment (SIBILA_SQLMIG_DATABASE,
 then DATABASE_URL; SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE,
-SIBILA_SQLMIG_LOCK_TIMEOUT) > sibila_sqlmig.yaml > default."""
-
-
-class _Output:
-    """Human output: colour only on a terminal and never with NO_COLOR.
-
-    A reader that goes away (``sibila-sqlmig migrate | head -2``) silences the
-    output but never stops the command: a migration half-way must not be cut
-    short because nobody reads its progress.
-    """
-
-    def __init__(self, stream: TextIO, quiet: bool, verbose: bool) -> None:
-        self.stream = stream
-        self.quiet = quiet
-        self.verbose = verbose
-        self.colour = stream.isatty() and "NO_COLOR" not in os.environ
-        self.reader_gone = False
-
-    def paint(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.colour else text
-
-    def line(self, text: str = "", *, always: bool = False) -> None:
-        if self.reader_gone or not (always or not self.quiet):
-            return
-        try:
-            print(text, file=self.stream)
-        except BrokenPipeError:
-            self.reader_gone = True
-
-    def draw(self, text: str) -> None:
-        """Redraw the current terminal line with ``text`` (empty: clear it)."""
-        if self.reader_gone:
-            return
-        try:
-            self.stream.write(f"\r\033[K{text}")
-            self.stream.flush()
-        except BrokenPipeError:
-            self.reader_gone = True
-
-    def json(self, data: Any) -> None:
-        import json
-
-        self.line(json.dumps(data, indent=2, ensure_ascii=False), always=True)
-
-    def close(self) -> None:
-        """Flush; a closed pipe then points stdout at /dev/null, so that Python's own
-        flush at exit finds nothing to complain about."""
-        try:
-            self.stream.flush()
-        except BrokenPipeError:
-            self.reader_gone = True
-        if self.reader_gone:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
-            os.close(devnull)
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter, given the terminal's width.
-
-    argparse makes a formatter for every add_argument, and one that is not given a
-    width imports shutil (and with it zlib, bz2 and lzma) to ask the terminal: 4 ms
-    of every command's start on the benchmark machine (benchmarks/run.py, startup).
-    """
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_width() - 2)  # argparse's own margin
-
-
-def _terminal_width() -> int:
-    """The width shutil.get_terminal_size() would give: $COLUMNS, the terminal, or 80
-    (a value of 0 or less counts as unknown, as there)."""
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns if columns > 0 else 80
+SIBILA_SQLMIG_LOCK_TIMEOUT, SIBILA_SQLMIG_WAIT) > sibila_sqlmig.yaml > default."""
 
 
 def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -148,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sibila-sqlmig`` (also used by the docs test)."""
     parser = argparse.ArgumentParser(prog="sibila-sqlmig", description=DESCRIPTION,
                                      epilog=EPILOG,
-                                     formatter_class=_Formatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_settings(parser, defaults=True)
     # An explicit prog spares argparse formatting a usage line on every run.
@@ -157,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text, description=help_text,
-                                      formatter_class=_Formatter)
+                                      formatter_class=HelpFormatter)
         _add_settings(command, defaults=False)
         return command
 
@@ -204,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .errors import SqlmigError  # after parsing: --help and --version never need it
 
-    out = _Output(sys.stdout, args.quiet, args.verbose)
+    out = Output(sys.stdout, args.quiet, args.verbose)
     if args.verbose:  # the library's DEBUG lines (connecting, the lock, each statement)
         import logging
 
@@ -225,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.close()
 
 
-def _migrator(args: argparse.Namespace, out: _Output) -> Migrator:
+def _migrator(args: argparse.Namespace, out: Output) -> Migrator:
     from .api import Migrator  # deferred: --help and --version need none of it
 
     def notify(text: str) -> None:
@@ -237,7 +155,7 @@ def _migrator(args: argparse.Namespace, out: _Output) -> Migrator:
                     notify=notify)
 
 
-def _status(args: argparse.Namespace, out: _Output) -> int:
+def _status(args: argparse.Namespace, out: Output) -> int:
     from .model import State
     from .planner import drift_problems
 
@@ -267,7 +185,7 @@ def _status(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-def _show_plan(result: RunResult, out: _Output, args: argparse.Namespace) -> None:
+def _show_plan(result: RunResult, out: Output, args: argparse.Namespace) -> None:
     if args.json:
         out.json(result.to_dict())
         return
@@ -285,63 +203,25 @@ def _show_plan(result: RunResult, out: _Output, args: argparse.Namespace) -> Non
             out.line(f"  line {statement.line:>4}: {text}", always=True)
 
 
-class _LiveProgress:
-    """Each file done, as a line; on a terminal, a long file's statement count and time
-    redrawn in place (never with --quiet, and never into a pipe or a file)."""
-
-    def __init__(self, out: _Output) -> None:
-        self.out = out
-        self.live = out.stream.isatty() and not out.quiet
-        self.drawn = False
-        self.file: object = None
-        self.started = self.last_draw = 0.0
-
-    def statement(self, prepared: PreparedFile, done: int, total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        if prepared is not self.file:
-            self.file, self.started, self.last_draw = prepared, now, now
-        # Quick files never draw; a long one is redrawn at most five times a second.
-        if now - self.started < 0.5 or now - self.last_draw < 0.2:
-            return
-        self.last_draw = now
-        self.drawn = True
-        self.out.draw(f"  {prepared.version} {prepared.description}: statement {done} of "
-                      f"{total} ({now - self.started:.1f} s)")
-
-    def step(self, step: StepResult) -> None:
-        out = self.out
-        if self.drawn:
-            out.draw("")
-            self.drawn = False
-        if step.skipped:
-            out.line(f"skipped {step.version} {step.description}: another process did it")
-            return
-        detail = f", {step.statements} statements" if out.verbose else ""
-        out.line(f"{out.paint(step.outcome, '32')} {step.version} {step.description} "
-                 f"({step.seconds:.3f} s{detail})")
-
-
-def _migrate(args: argparse.Namespace, out: _Output) -> int:
+def _migrate(args: argparse.Namespace, out: Output) -> int:
     migrator = _migrator(args, out)
     return _run(args, out, "up", lambda progress, on_statement: migrator.migrate(
         to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress,
         on_statement=on_statement))
 
 
-def _rollback(args: argparse.Namespace, out: _Output) -> int:
+def _rollback(args: argparse.Namespace, out: Output) -> int:
     migrator = _migrator(args, out)
     return _run(args, out, "down", lambda progress, on_statement: migrator.rollback(
         steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress,
         on_statement=on_statement))
 
 
-def _run(args: argparse.Namespace, out: _Output, direction: str, run: Run) -> int:
+def _run(args: argparse.Namespace, out: Output, direction: str, run: Run) -> int:
     """migrate or rollback: the run, then its plan (dry run), JSON or summary."""
     if args.json and not args.dry_run:
         return _run_as_json(out, direction, run)
-    live = _LiveProgress(out)
+    live = LiveProgress(out)
     result = run(live.step, live.statement if live.live else None)
     if args.dry_run:
         _show_plan(result, out, args)
@@ -357,7 +237,7 @@ def _run(args: argparse.Namespace, out: _Output, direction: str, run: Run) -> in
     return EXIT_OK
 
 
-def _run_as_json(out: _Output, direction: str, run: Run) -> int:
+def _run_as_json(out: Output, direction: str, run: Run) -> int:
     """One JSON document for a real run, also when it fails (then with the error; the
     message still goes to stderr and the exit code is the same as without --json)."""
     from .errors import SqlmigError
@@ -388,13 +268,13 @@ def _error_dict(error: SqlmigError) -> dict[str, Any]:
     return found
 
 
-def _create(args: argparse.Namespace, out: _Output) -> int:
+def _create(args: argparse.Namespace, out: Output) -> int:
     folder = _migrator(args, out).create(args.description)
     out.line(f"created {folder}/ (migration.yaml, up.sql, down.sql)")
     return EXIT_OK
 
 
-def _verify(args: argparse.Namespace, out: _Output) -> int:
+def _verify(args: argparse.Namespace, out: Output) -> int:
     from .planner import drift_problems
 
     result = _migrator(args, out).verify(allow_empty=args.allow_empty)
@@ -412,7 +292,7 @@ def _verify(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _baseline(args: argparse.Namespace, out: _Output) -> int:
+def _baseline(args: argparse.Namespace, out: Output) -> int:
     marked = _migrator(args, out).baseline(args.version)
     if marked:
         out.line(f"recorded as applied without running: {', '.join(marked)}")
@@ -421,7 +301,7 @@ def _baseline(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-def _repair(args: argparse.Namespace, out: _Output) -> int:
+def _repair(args: argparse.Namespace, out: Output) -> int:
     result = _migrator(args, out).repair(forget_missing=args.forget_missing)
     for label, versions in (("checksum updated", result.updated),
                             ("checksum filled in", result.filled),
