@@ -72,6 +72,7 @@ class StatusResult(NamedTuple):
     database: str
     table: str
     report: StatusReport
+    table_found: bool = True  # the database answers and holds the tracking table
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``status --json`` (documented in README)."""
@@ -147,9 +148,15 @@ class Migrator:
         accept connections. ``notify`` is told, in one line, what a run waits for
         (the database, another run's lock); the Migrator itself never prints.
         """
+        given = {"database": database, "migrations": migrations, "config": config,
+                 "table": table, "lock_timeout": lock_timeout, "wait": wait}
         if settings is None:
             settings = load_settings(database=database, migrations=migrations, config=config,
                                      table=table, lock_timeout=lock_timeout, wait=wait)
+        elif any(value is not None for value in given.values()):
+            raise TypeError("Migrator: give settings or the keywords that make them "
+                            f"({', '.join(name for name, value in given.items() if value)}), "
+                            "not both")
         self.settings = settings
         self.notify = notify
 
@@ -159,9 +166,10 @@ class Migrator:
         """The state of every version; never writes to the database."""
         migrations = self._discover()
         with self._session() as backend:
-            rows = backend.read_applied() if backend.connect(create=False) else []
+            found = backend.connect(create=False) and backend.table_exists()
+            rows = backend.select_applied() if found else []
         return StatusResult(self.settings.database.redacted(), str(self.settings.table),
-                            build_status(migrations, rows))
+                            build_status(migrations, rows), found)
 
     def verify(self, *, allow_empty: bool = False) -> VerifyResult:
         """Edited, missing and unverified versions; ``ok`` is False on edited or missing,
@@ -265,11 +273,6 @@ class Migrator:
             kept = [] if forget_missing else report.having(State.MISSING)
             return RepairResult([e.version for e in edited], [e.version for e in unverified],
                                 [e.version for e in missing], [e.version for e in kept])
-
-    def table_exists(self) -> bool:
-        """True when the database answers and holds the tracking table; never creates."""
-        with self._session() as backend:
-            return backend.connect(create=False) and backend.table_exists()
 
     def ensure_table(self) -> None:
         """Create the tracking table if it does not exist (and the SQLite file)."""

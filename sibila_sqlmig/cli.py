@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from . import __version__
@@ -30,8 +31,8 @@ DESCRIPTION = "Declarative SQL-file database migrations (plain SQL, checksums, l
 EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, verify found
 drift, lock timeout); 2 bad usage, configuration or migration files.
 settings (before or after the command): option > environment (SIBILA_SQLMIG_DATABASE,
-then DATABASE_URL; SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE,
-SIBILA_SQLMIG_LOCK_TIMEOUT, SIBILA_SQLMIG_WAIT) > sibila_sqlmig.yaml > default."""
+SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_TIMEOUT,
+SIBILA_SQLMIG_WAIT) > sibila_sqlmig.yaml > DATABASE_URL > default."""
 
 
 def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -131,10 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, out)
     except SqlmigError as error:
-        message = str(error)
-        print(out.paint("error:", "31") + " " + message, file=sys.stderr)
+        out.clear_drawn()
+        print(out.paint("error:", "31") + " " + str(error), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        out.clear_drawn()
         print("interrupted: the file that was running was rolled back and not recorded "
               "(a 'transaction: false' file keeps the statements that had run); "
               "`sibila-sqlmig status` shows where things stand", file=sys.stderr)
@@ -145,14 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _migrator(args: argparse.Namespace, out: Output) -> Migrator:
     from .api import Migrator  # deferred: --help and --version need none of it
+    from .config import load_settings
 
     def notify(text: str) -> None:
-        if not out.quiet:
+        if out.quiet:
+            return
+        out.clear_drawn()
+        with contextlib.suppress(BrokenPipeError):  # nobody reads stderr: go on waiting
             print(text, file=sys.stderr, flush=True)
 
-    return Migrator(database=args.database, migrations=args.migrations, config=args.config,
-                    table=args.table, lock_timeout=args.lock_timeout, wait=args.wait,
-                    notify=notify)
+    settings = load_settings(database=args.database, migrations=args.migrations,
+                             config=args.config, table=args.table,
+                             lock_timeout=args.lock_timeout, wait=args.wait,
+                             relative_paths=True)  # this process never changes folder
+    return Migrator(settings, notify=notify)
 
 
 def _status(args: argparse.Namespace, out: Output) -> int:
@@ -203,16 +211,15 @@ def _show_plan(result: RunResult, out: Output, args: argparse.Namespace) -> None
             out.line(f"  line {statement.line:>4}: {text}", always=True)
 
 
+# The Migrator is made inside the run, so that --json reports bad settings too.
 def _migrate(args: argparse.Namespace, out: Output) -> int:
-    migrator = _migrator(args, out)
-    return _run(args, out, "up", lambda progress, on_statement: migrator.migrate(
+    return _run(args, out, "up", lambda progress, on_statement: _migrator(args, out).migrate(
         to=args.to, dry_run=args.dry_run, out_of_order=args.out_of_order, progress=progress,
         on_statement=on_statement))
 
 
 def _rollback(args: argparse.Namespace, out: Output) -> int:
-    migrator = _migrator(args, out)
-    return _run(args, out, "down", lambda progress, on_statement: migrator.rollback(
+    return _run(args, out, "down", lambda progress, on_statement: _migrator(args, out).rollback(
         steps=args.steps, to=args.to, dry_run=args.dry_run, progress=progress,
         on_statement=on_statement))
 
@@ -222,7 +229,7 @@ def _run(args: argparse.Namespace, out: Output, direction: str, run: Run) -> int
     if args.json and not args.dry_run:
         return _run_as_json(out, direction, run)
     live = LiveProgress(out)
-    result = run(live.step, live.statement if live.live else None)
+    result = run(live.step, live.statement if out.can_redraw else None)
     if args.dry_run:
         _show_plan(result, out, args)
         return EXIT_OK

@@ -15,7 +15,7 @@ from typing import Any
 
 from .api import Migrator, StatusResult
 from .config import load_settings
-from .errors import ConfigError, SqlmigError
+from .errors import ConfigError, DatabaseError, SqlmigError
 from .model import State
 
 logger = logging.getLogger("sibila_sqlmig")
@@ -63,7 +63,7 @@ def run_migrations(database: str | None = None, migrations: PathLike | None = No
     return True
 
 
-def _status_dict(result: StatusResult, table_found: bool) -> dict[str, Any]:
+def _status_dict(result: StatusResult) -> dict[str, Any]:
     """Sibila's status dict: its own keys, and this package's beside them."""
     report = result.report
     recorded = [entry.version for entry in report.recorded]
@@ -84,7 +84,7 @@ def _status_dict(result: StatusResult, table_found: bool) -> dict[str, Any]:
         "applied_migrations": recorded,
         "pending_migrations": pending,
         "schema_integrity": not edited and not missing,
-        "database_ready": table_found,
+        "database_ready": result.table_found,
     }
 
 
@@ -100,7 +100,7 @@ def migration_status(database: str | None = None, migrations: PathLike | None = 
 
 def _status(migrator: Migrator) -> dict[str, Any]:
     result = migrator.status()
-    return _status_dict(result, migrator.table_exists())
+    return _status_dict(result)
 
 
 class MigrationManager:
@@ -191,7 +191,7 @@ class MigrationManager:
 
     def verify(self) -> bool:
         """False when an applied version was edited or is missing on disk."""
-        return self.migrator.verify().ok
+        return self.migrator.verify(allow_empty=True).ok
 
 
 def tables(database: str | None = None, *, config: PathLike | None = None) -> None:
@@ -205,14 +205,18 @@ def tables(database: str | None = None, *, config: PathLike | None = None) -> No
         raise ConfigError("tables() is Sibila's SQLite start-up routine; use migrate for "
                           f"{settings.database.dialect}.")
     path = settings.database.path
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None)
     try:
-        for statement in LEGACY_TABLES:
-            connection.execute(statement)
-    finally:
-        connection.close()
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            for statement in LEGACY_TABLES:
+                connection.execute(statement)
+        finally:
+            connection.close()
+    except (OSError, sqlite3.Error) as error:
+        raise DatabaseError(f"Cannot create Sibila's tables in {path}: {error}. Check the "
+                            "path and that it is a SQLite file you may write.") from None
 
 
 def check_database_health(database: str | None = None, migrations: PathLike | None = None, *,
@@ -221,11 +225,27 @@ def check_database_health(database: str | None = None, migrations: PathLike | No
     """Sibila's start-up check: True when the database answers and the migrations folder
     reads; False (and a logged error) otherwise. Never raises."""
     try:
-        _migrator(database, migrations, migrations_dir, config, table, None).status()
+        migrator = _migrator(database, migrations, migrations_dir, config, table, None)
+        migrator.status()  # the server answers, the folder reads
+        url = migrator.settings.database
+        if url.dialect == "sqlite" and not _sqlite_file_possible(url.path):
+            logger.error("database health check failed: %s cannot be created", url.path)
+            return False
     except SqlmigError as error:
         logger.error("database health check failed: %s", error)
         return False
     return True
+
+
+def _sqlite_file_possible(path: str) -> bool:
+    """True when a SQLite file exists at ``path`` or can be made there (the nearest
+    existing folder above it is writable)."""
+    if path == ":memory:" or os.path.isfile(path):
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return os.path.isdir(folder) and os.access(folder, os.W_OK)
 
 
 def auto_migrate_on_startup(database: str | None = None, migrations: PathLike | None = None,

@@ -280,12 +280,16 @@ def load_settings(
     wait: float | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    relative_paths: bool = False,
 ) -> Settings:
     """Resolve the settings from explicit values, the environment and the config file.
 
     Relative paths given as options or in the environment are relative to ``cwd``;
     those written in a config file are relative to that file's folder, so the
-    file works from any working directory.
+    file works from any working directory. The migrations folder is absolute,
+    so that a process may change its working folder afterwards; with
+    ``relative_paths`` (the command line, which never does) one written
+    relative stays relative, and messages show it as the user wrote it.
     """
     env = os.environ if environ is None else environ
     here = Path.cwd() if cwd is None else cwd
@@ -305,10 +309,12 @@ def load_settings(
             return file_values[file_key], f"{config_path} key '{file_key}'", file_dir
         return default, "the default", here
 
-    # DATABASE_URL, the convention of dbmate and of most hosting platforms, comes after
-    # our own variable and before the config file.
-    db_text, db_source, db_base = pick(database, (ENV_DATABASE, ENV_DATABASE_URL), "database",
-                                       DEFAULT_DATABASE)
+    # DATABASE_URL (dbmate's and most hosting platforms' convention) is read in place of
+    # the default: a project's own sibila_sqlmig.yaml must not be overridden by a
+    # variable the platform set for something else.
+    db_text, db_source, db_base = pick(database, (ENV_DATABASE,), "database", None)
+    if db_text is None:
+        db_text, db_source, db_base = pick(None, (ENV_DATABASE_URL,), "", DEFAULT_DATABASE)
     dir_text, _, dir_base = pick(migrations, (ENV_MIGRATIONS,), "migrations",
                                  DEFAULT_MIGRATIONS)
     table_text, _, _ = pick(table, (ENV_TABLE,), "table", DEFAULT_TABLE)
@@ -321,7 +327,7 @@ def load_settings(
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
     return Settings(
         database=parse_database_url(str(db_text), base_dir=db_base, source=db_source),
-        migrations_dir=_as_given(Path(dir_text), dir_base, here if cwd is None else None),
+        migrations_dir=_as_given(Path(dir_text), dir_base, here if relative_paths else None),
         table=parse_table_name(str(table_text)),
         lock_timeout=_parse_seconds(timeout, timeout_source, "lock timeout"),
         version_style=_parse_style(style, config_path),

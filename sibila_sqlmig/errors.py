@@ -110,12 +110,14 @@ class TrackingRowError(SqlmigError):
     """A file ran, but its tracking row could not be written (or deleted)."""
 
     def __init__(self, *, version: str, path: Path, table: str, database_message: str,
-                 outcome: str) -> None:
+                 outcome: str, direction: str = "up") -> None:
         self.version = version
         self.path = path
+        done, row = (("ran", "written") if direction == "up"
+                     else ("was rolled back", "deleted"))
         super().__init__(
-            f"{path}: version {version} ran, but its row in the tracking table {table} "
-            f"could not be written: {database_message}. Does the file drop or rename "
+            f"{path}: version {version} {done}, but its row in the tracking table {table} "
+            f"could not be {row}: {database_message}. Does the file drop or rename "
             f"{table}? (A project that removes an older tool's table of that name should "
             f"give ours another name with --table.) {outcome}")
 

@@ -100,6 +100,13 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
         if entry.state is not State.PENDING:
             raise UsageError(f"only {only}: that version is {entry.state.value}, not pending.")
         only_number = entry.number
+        older = [other.version for other in report.having(State.PENDING)
+                 if (other.number or 0) < (entry.number or 0)]
+        if older and not out_of_order:
+            raise OutOfOrderError(
+                f"only {only}: pending version(s) {', '.join(older)} come before it; applying "
+                f"{only} alone would leave them out of order. Apply them first, or pass "
+                "out_of_order=True if they do not depend on the order.")
     if target is not None:
         entry = resolve_version(report, target, option="--to")
         if entry.migration is None:

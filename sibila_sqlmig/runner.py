@@ -113,7 +113,7 @@ def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
         raise TrackingRowError(version=prepared.version, path=prepared.path,
                                table=str(backend.table),
                                database_message=backend.error_message(error),
-                               outcome=outcome) from None
+                               outcome=outcome, direction=prepared.direction) from None
 
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:

@@ -7,8 +7,10 @@ a reader that goes away (``| head``) silences the output without ending the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli.py)
 if TYPE_CHECKING:
@@ -30,29 +32,44 @@ class Output:
         self.stream = stream
         self.quiet = quiet
         self.verbose = verbose
-        self.colour = stream.isatty() and "NO_COLOR" not in os.environ
+        terminal = stream.isatty()
+        self.colour = terminal and "NO_COLOR" not in os.environ
+        # Lines redrawn in place: on a real terminal, and not when -v interleaves log lines.
+        self.can_redraw = terminal and not quiet and not verbose and \
+            os.environ.get("TERM") != "dumb"
         self.reader_gone = False
+        self.drawn = False  # a redrawn line is on screen
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
 
     def line(self, text: str = "", *, always: bool = False) -> None:
-        if self.reader_gone or not (always or not self.quiet):
+        if self.reader_gone or (self.quiet and not always):
             return
+        self.clear_drawn()
         try:
             print(text, file=self.stream)
         except BrokenPipeError:
             self.reader_gone = True
 
     def draw(self, text: str) -> None:
-        """Redraw the current terminal line with ``text`` (empty: clear it)."""
-        if self.reader_gone:
+        """Redraw the current terminal line with ``text``."""
+        if self.reader_gone or not self.can_redraw:
             return
         try:
             self.stream.write(f"\r\033[K{text}")
             self.stream.flush()
+            self.drawn = True
         except BrokenPipeError:
             self.reader_gone = True
+
+    def clear_drawn(self) -> None:
+        """Clear a redrawn line before anything else is written (here or on stderr)."""
+        if self.drawn:
+            self.drawn = False
+            with contextlib.suppress(BrokenPipeError):
+                self.stream.write("\r\033[K")
+                self.stream.flush()
 
     def json(self, data: Any) -> None:
         import json
@@ -101,18 +118,14 @@ def terminal_width() -> int:
 
 class LiveProgress:
     """Each file done, as a line; on a terminal, a long file's statement count and time
-    redrawn in place (never with --quiet, and never into a pipe or a file)."""
+    redrawn in place (never with --quiet or -v, and never into a pipe or a file)."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
-        self.live = out.stream.isatty() and not out.quiet
-        self.drawn = False
         self.file: object = None
         self.started = self.last_draw = 0.0
 
     def statement(self, prepared: PreparedFile, done: int, total: int) -> None:
-        import time
-
         now = time.monotonic()
         if prepared is not self.file:
             self.file, self.started, self.last_draw = prepared, now, now
@@ -120,15 +133,11 @@ class LiveProgress:
         if now - self.started < 0.5 or now - self.last_draw < 0.2:
             return
         self.last_draw = now
-        self.drawn = True
         self.out.draw(f"  {prepared.version} {prepared.description}: statement {done} of "
                       f"{total} ({now - self.started:.1f} s)")
 
     def step(self, step: StepResult) -> None:
         out = self.out
-        if self.drawn:
-            out.draw("")
-            self.drawn = False
         if step.skipped:
             out.line(f"skipped {step.version} {step.description}: another process did it")
             return

@@ -233,3 +233,26 @@ def run_module(*args: str, cwd: Path | None = None, env: dict[str, str] | None =
     return subprocess.run([sys.executable, "-m", "sibila_sqlmig", *args], cwd=cwd or ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout,
                           check=False)
+
+
+def run_on_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m sibila_sqlmig`` with a pseudo-terminal as stdout and stderr; return
+    what it wrote."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "sibila_sqlmig", *args], cwd=cwd,
+                               stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode()

@@ -226,9 +226,10 @@ def test_a_reader_that_goes_away_ends_no_command_early_and_shows_no_traceback(
     import sys
 
     migrations = tmp_path / "migrations"
-    for number in range(1, 301):  # far more output than a pipe buffer holds
+    for number in range(1, 301):  # 75 KB and more of output: more than a pipe buffer holds
         write_version(migrations, f"{number:03d}_step", f"CREATE TABLE t{number} (a INT);\n"
-                      + "-- padding to make the dry run long\n" * 5 + "SELECT 1;\n")
+                      + "-- padding to make the dry run long\n" * 5 + "SELECT 1;\n",
+                      description="step " + "x" * 240)
     database = tmp_path / "db.sqlite"
     if command == ["status"] or command == ["status", "--json"]:
         subprocess.run([sys.executable, "-m", "sibila_sqlmig", "migrate", "--database",

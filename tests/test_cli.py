@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from conftest import write_version
@@ -49,7 +50,8 @@ def test_an_unreachable_server_is_one_readable_message(cli, tmp_path: Path) -> N
     assert result.code in (1, 2)  # 2 only where the driver is not installed
     if result.code == 1:
         assert "Cannot connect to postgresql://nobody@127.0.0.1:1/nothing: " in result.err
-        assert ". Check the URL" in result.err and ".. " not in result.err
+        assert " Check the URL" in result.err
+        assert ".. " not in result.err and "?. " not in result.err
         assert "Traceback" not in result.err
 
 
@@ -73,7 +75,7 @@ def test_settings_work_before_and_after_the_command(tmp_path: Path) -> None:
     assert "001      applied" in both.stdout  # the one after the command wins
 
 
-def test_database_url_is_the_last_environment_fallback(tmp_path: Path) -> None:
+def test_database_url_stands_in_for_the_default(tmp_path: Path) -> None:
     from conftest import run_module
 
     migrations = tmp_path / "migrations"
@@ -161,48 +163,53 @@ def test_paths_are_printed_as_given(tmp_path: Path) -> None:
         tmp_path / "migrations" / "001_add_tags" / "up.sql")
 
 
-def _through_a_terminal(args: list[str], cwd: Path) -> str:
-    """Run ``python -m sibila_sqlmig`` with a pseudo-terminal as stdout; its output."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "sibila_sqlmig", *args], cwd=cwd,
-                               stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=120)
-    os.close(leader)
-    return b"".join(chunks).decode()
-
-
 def test_a_long_file_shows_its_progress_on_a_terminal_only(tmp_path: Path) -> None:
-    from conftest import run_module
+    from conftest import run_module, run_on_terminal
 
     slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
             "WHERE x < 200000) SELECT count(*) FROM c;\n")
     migrations = tmp_path / "migrations"
     write_version(migrations, "001_slow", slow * 12)
     write_version(migrations, "002_quick", "CREATE TABLE t (a INT);\n")
+    write_version(migrations, "003_fails", slow * 12 + "SELECT * FROM nope;\n")
     for name, quiet in (("tty.db", []), ("quiet.db", ["-q"])):
-        shown = _through_a_terminal(["migrate", *quiet, "--database", name, "--migrations",
+        shown = run_on_terminal(["migrate", *quiet, "--database", name, "--migrations",
                                      str(migrations), "--config", "/dev/null"], tmp_path)
         if quiet:
-            assert "statement" not in shown
+            assert re.search(r"statement \d+ of \d+", shown) is None
         else:
             assert "\r\x1b[K  001 slow: statement " in shown and " of 12 (" in shown
             assert "002 quick: statement" not in shown  # quick files never draw
             assert "applied\x1b[0m 001 slow" in shown or "applied 001 slow" in shown
+            assert "003 fails: statement" in shown  # then the error, on a line of its own
+            assert "s)error" not in shown and "s)\x1b[31merror" not in shown
     piped = run_module("migrate", "--database", "piped.db", "--migrations", str(migrations),
                        "--config", "/dev/null", cwd=tmp_path)
-    assert piped.returncode == 0 and "statement" not in piped.stdout
+    assert piped.returncode == 1 and re.search(r"statement \d+ of \d+", piped.stdout) is None
+
+
+def test_json_reports_bad_settings_too(tmp_path: Path) -> None:
+    import json
+
+    from conftest import run_module
+
+    result = run_module("migrate", "--json", "--database", "oracle://x@y/z", "--migrations",
+                        str(tmp_path), "--config", "/dev/null", cwd=tmp_path)
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and document["error"]["type"] == "ConfigError"
+
+
+def test_the_python_api_keeps_working_after_a_change_of_folder(
+        tmp_path: Path, monkeypatch) -> None:
+    """A relative migrations folder is resolved when the Migrator is made (a daemon
+    that chdirs to / afterwards must still find it)."""
+    from sibila_sqlmig import Migrator
+
+    write_version(tmp_path / "migrations", "001_one", "CREATE TABLE t1 (a INT);\n")
+    monkeypatch.chdir(tmp_path)
+    migrator = Migrator(database=str(tmp_path / "db.sqlite"), migrations="migrations",
+                        config="/dev/null")
+    monkeypatch.chdir("/")
+    assert [step.version for step in migrator.migrate().steps] == ["001"]
+    assert migrator.create("Next").is_absolute()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_on_terminal
 from sibila_sqlmig.config import load_settings, parse_database_url, parse_table_name
 from sibila_sqlmig.errors import ConfigError
 from sibila_sqlmig.sqlfile import sql_checksum
@@ -45,11 +45,14 @@ def test_precedence_option_over_environment_over_file_over_default(tmp_path: Pat
     from_file = load_settings(environ={}, cwd=tmp_path)
     assert from_file.database.path == str(tmp_path / "from_file.db")
     assert from_file.config_file == config
+    platform = {"DATABASE_URL": "postgresql+psycopg2://app@db.internal/app"}
+    assert load_settings(environ=platform, cwd=tmp_path).database.path == str(
+        tmp_path / "from_file.db")  # the project's file wins over a platform's variable
+    ours = load_settings(environ={**platform, **env}, cwd=tmp_path)
+    assert ours.database.path == str(tmp_path / "from_env.db")
+    config.unlink()
     platform = {"DATABASE_URL": "postgresql://app@db.internal/app"}
     assert load_settings(environ=platform, cwd=tmp_path).database.host == "db.internal"
-    ours = load_settings(environ={**platform, **env}, cwd=tmp_path)
-    assert ours.database.path == str(tmp_path / "from_env.db")  # ours first, then theirs
-    config.unlink()
     default = load_settings(environ={}, cwd=tmp_path)
     assert default.database.path == str(tmp_path / "sibila.db")
     assert default.migrations_dir == tmp_path / "migrations"
@@ -117,29 +120,14 @@ def test_missing_driver_names_the_extra(tmp_path: Path) -> None:
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> None:
     import os
-    import pty
 
     migrations = ROOT / "migrations"
-    args = [sys.executable, "-m", "sibila_sqlmig", "status", "--database",
-            str(tmp_path / "x.db"), "--migrations", str(migrations)]
-    piped = subprocess.run(args, capture_output=True, text=True, check=True, cwd=tmp_path)
+    args = ["status", "--database", str(tmp_path / "x.db"), "--migrations", str(migrations)]
+    piped = subprocess.run([sys.executable, "-m", "sibila_sqlmig", *args], capture_output=True,
+                           text=True, check=True, cwd=tmp_path)
     assert "\033[" not in piped.stdout
     for no_color, expect_colour in ((None, True), ("1", False)):
         env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
         if no_color:
             env["NO_COLOR"] = no_color
-        leader, follower = pty.openpty()
-        process = subprocess.Popen(args, stdout=follower, stderr=follower, env=env, cwd=tmp_path)
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        process.wait()
-        os.close(leader)
-        assert ("\033[" in b"".join(chunks).decode()) is expect_colour
+        assert ("\033[" in run_on_terminal(args, tmp_path, env)) is expect_colour

@@ -152,3 +152,14 @@ def test_baseline_marks_unrecorded_versions_up_to_the_target() -> None:
     assert [m.version for m in plan_baseline(report, "002")] == ["002"]
     with pytest.raises(UsageError, match="baseline 7"):
         plan_baseline(report, "7")
+
+
+def test_only_one_version_refuses_to_jump_over_older_pending_ones() -> None:
+    report = build_status([migration("001"), migration("002"), migration("003")],
+                          [row("001")])
+    assert plan_migrate(report, only="002").numbers == [2]
+    with pytest.raises(OutOfOrderError, match=r"only 003: pending version\(s\) 002 come before"):
+        plan_migrate(report, only="003")
+    assert plan_migrate(report, only="003", out_of_order=True).numbers == [3]
+    with pytest.raises(UsageError, match="only 001: that version is applied"):
+        plan_migrate(report, only="001")

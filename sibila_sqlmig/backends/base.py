@@ -51,8 +51,9 @@ class Backend(abc.ABC):
                 if time.monotonic() >= deadline:
                     raise
                 if not told and self.notify is not None:
+                    reason = str(error).split(": ", 1)[-1].split(" Check the URL")[0]
                     self.notify(f"waiting up to {seconds:g} s for {self.url} to accept "
-                                f"connections ({str(error).split(': ', 1)[-1][:120]})")
+                                f"connections ({reason.rstrip('.')})")
                     told = True
             time.sleep(0.5)
 
@@ -91,10 +92,11 @@ class Backend(abc.ABC):
 
     def cannot_connect(self, error: BaseException) -> DatabaseError:
         """The error for a connection the driver refused: where, why, what to check."""
-        reason = self.error_message(error).rstrip(". ")
-        return DatabaseError(f"Cannot connect to {self.url}: {reason}. Check the URL "
-                             "(--database or SIBILA_SQLMIG_DATABASE) and that the server is "
-                             "running.")
+        reason = self.error_message(error).rstrip(" .")
+        stop = "" if reason.endswith(("?", "!")) else "."
+        source = f" (it came from {self.url.source})" if self.url.source else ""
+        return DatabaseError(f"Cannot connect to {self.url}: {reason}{stop} Check the URL"
+                             f"{source} and that the server is running.")
 
     def scrub(self, text: str) -> str:
         """Remove the password from a message, whatever the driver put in it."""
@@ -137,17 +139,24 @@ class Backend(abc.ABC):
     def migration_lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lock that makes concurrent runs apply each version once."""
 
-    def wait_for_lock(self, try_once: Callable[[], bool],
+    def wait_for_lock(self, try_once: Callable[[float], bool],
                       holder: Callable[[], tuple[str, str]]) -> None:
-        """Poll ``try_once`` until it takes the lock; LockTimeoutError after lock_timeout.
+        """Call ``try_once(seconds)`` until it takes the lock; LockTimeoutError after
+        lock_timeout.
 
+        ``try_once`` may block for up to ``seconds`` (MySQL's GET_LOCK wakes the moment
+        the lock is free) or return at once (then the loop sleeps between attempts).
         ``holder`` gives who holds the lock and the command that ends that session.
         After a second of waiting, and every ten seconds after, ``notify`` hears who.
         """
         started = time.monotonic()
         deadline, notice = started + self.lock_timeout, started + 1.0
         attempt = 0
-        while not try_once():
+        while True:
+            now = time.monotonic()
+            step = _POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)]
+            if try_once(max(0.0, min(deadline, notice) - now)):
+                return
             now = time.monotonic()
             if now >= deadline:
                 who, stop = holder()
@@ -156,11 +165,13 @@ class Backend(abc.ABC):
                     f"on {self.url} (table {self.table}): it is held by {who}. Another "
                     "migration is probably running; wait for it, or raise --lock-timeout. "
                     f"If that process is stuck, `{stop};` ends it and frees the lock.")
-            if self.notify is not None and now >= notice:
-                self.notify(f"waiting for the migration lock on {self.url} (up to "
-                            f"{self.lock_timeout:g} s): it is held by {holder()[0]}")
+            if now >= notice:
+                if self.notify is not None:
+                    self.notify(f"waiting for the migration lock on {self.url} (up to "
+                                f"{self.lock_timeout:g} s): it is held by {holder()[0]}")
                 notice = now + 10.0
-            time.sleep(_POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)])
+            else:
+                time.sleep(min(step, max(0.0, min(deadline, notice) - now)))
             attempt += 1
 
     # --- the tracking table -----------------------------------------------------------
@@ -188,8 +199,10 @@ class Backend(abc.ABC):
 
     def read_applied(self) -> list[AppliedRow]:
         """Every row of the tracking table (none when it does not exist)."""
-        if not self.table_exists():
-            return []
+        return self.select_applied() if self.table_exists() else []
+
+    def select_applied(self) -> list[AppliedRow]:
+        """Every row of the tracking table, which must exist."""
         rows = self.query("SELECT version, description, applied_at, checksum "
                           f"FROM {self.table_sql}")
         return [

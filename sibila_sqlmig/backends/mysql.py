@@ -128,9 +128,11 @@ class MySQLBackend(Backend):
     @contextlib.contextmanager
     def migration_lock(self) -> Iterator[None]:
         name = self.lock_name
-        # GET_LOCK with no wait, polled: so that a waiting run can say who holds the lock.
+        # GET_LOCK waits on the server and wakes the moment the lock is free; it is asked
+        # for slices (up to the next notice), so that a waiting run can say who holds it.
         self.wait_for_lock(
-            lambda: self.query("SELECT GET_LOCK(%s, 0)", [name])[0][0] == 1,
+            lambda seconds: self.query("SELECT GET_LOCK(%s, %s)",
+                                       [name, round(seconds, 3)])[0][0] == 1,
             lambda: self._holder(name))
         try:
             yield

@@ -140,9 +140,9 @@ class PostgresBackend(Backend):
     def migration_lock(self) -> Iterator[None]:
         holder = self._connect()
         try:
-            self.wait_for_lock(
-                lambda: bool(holder.execute("SELECT pg_try_advisory_lock(%s)",
-                                            [self.lock_key]).fetchone()[0]),
+            self.wait_for_lock(  # pg_try_advisory_lock answers at once; the loop polls
+                lambda _: bool(holder.execute("SELECT pg_try_advisory_lock(%s)",
+                                              [self.lock_key]).fetchone()[0]),
                 lambda: self._holder(holder))
             yield
         finally:
