@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,16 @@ def run_migrations(database: str | None = None, migrations: PathLike | None = No
     version apply exactly once. The keywords are Migrator's (``migrations_dir``
     is accepted for ``migrations``).
     """
+    return _succeeds("migrations", lambda: _migrator(  # the run logs each version it applies
+        database, migrations, migrations_dir, config, table, lock_timeout).migrate())
+
+
+def _succeeds(what: str, action: Callable[[], object]) -> bool:
+    """Run ``action``: True, or False with the error logged, as Sibila's calls answer."""
     try:
-        _migrator(database, migrations, migrations_dir, config, table,
-                  lock_timeout).migrate()  # logs each version it applies
+        action()
     except SqlmigError as error:
-        logger.error("migrations failed: %s", error)
+        logger.error("%s failed: %s", what, error)
         return False
     return True
 
@@ -122,12 +128,7 @@ class MigrationManager:
 
     def ensure_migration_table(self) -> bool:
         """Create the tracking table if it is missing; True once it exists."""
-        try:
-            self.migrator.ensure_table()
-        except SqlmigError as error:
-            logger.error("cannot create the tracking table: %s", error)
-            return False
-        return True
+        return _succeeds("creating the tracking table", self.migrator.ensure_table)
 
     def migrate(self) -> bool:
         """Apply every pending version; False (logged) on failure."""
@@ -155,21 +156,11 @@ class MigrationManager:
 
     def run_migrations(self) -> bool:
         """Apply every pending version; False (logged) on failure."""
-        try:
-            self.migrator.migrate()
-        except SqlmigError as error:
-            logger.error("migrations failed: %s", error)
-            return False
-        return True
+        return _succeeds("migrations", self.migrator.migrate)
 
     def apply_migration(self, version: str) -> bool:
         """Apply the pending version ``version`` alone; False (logged) on failure."""
-        try:
-            self.migrator.migrate(only=version)
-        except SqlmigError as error:
-            logger.error("applying %s failed: %s", version, error)
-            return False
-        return True
+        return _succeeds(f"applying {version}", lambda: self.migrator.migrate(only=version))
 
     def rollback_migration(self, version: str) -> bool:
         """Roll back ``version``, which must be the newest applied one; False on failure."""
