@@ -164,7 +164,7 @@ class Migrator:
 
     def status(self) -> StatusResult:
         """The state of every version; never writes to the database."""
-        migrations = self._discover()
+        migrations = self._discover(unwritten_ok=True)  # right after create, too
         with self._session() as backend:
             found = backend.connect(create=False) and backend.table_exists()
             rows = backend.select_applied() if found else []
@@ -288,9 +288,9 @@ class Migrator:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _discover(self, *, headers: bool = True) -> list[Migration]:
+    def _discover(self, *, headers: bool = True, unwritten_ok: bool = False) -> list[Migration]:
         return discover(self.settings.migrations_dir, self.settings.database.dialect,
-                        headers=headers)
+                        headers=headers, unwritten_ok=unwritten_ok)
 
     def pending(self) -> list[Migration]:
         """The versions ``migrate`` would apply now, ignoring refusals."""

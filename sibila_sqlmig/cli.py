@@ -190,6 +190,10 @@ def _status(args: argparse.Namespace, out: Output) -> int:
     out.line(counts)
     for line in drift_problems(result.report):
         out.line(line)
+    for entry in rows:
+        if entry.migration is not None and not entry.migration.written:
+            out.line(f"  {entry.version}: {entry.migration.up.location} holds no SQL statement "
+                     "yet; write the change before migrate.")
     return EXIT_OK
 
 

@@ -38,13 +38,16 @@ def parse_version_folder(name: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(1))) if match else None
 
 
-def discover(migrations_dir: Path, dialect: str, *, headers: bool = True) -> list[Migration]:
+def discover(migrations_dir: Path, dialect: str, *, headers: bool = True,
+             unwritten_ok: bool = False) -> list[Migration]:
     """All versions in ``migrations_dir``, ordered by their integer version.
 
     Folder names, duplicate numbers and every up.sql (UTF-8, holds a statement of
     ``dialect``) are always checked; with ``headers`` every migration.yaml and
-    down.sql too (else see ``read_headers``). Raises MigrationFilesError listing
-    every problem found.
+    down.sql too (else see ``read_headers``). With ``unwritten_ok`` (the read-only
+    status and verify) an up.sql that holds no statement yet, as ``create`` leaves
+    it, is kept and marked ``written=False`` instead of being a problem. Raises
+    MigrationFilesError listing every problem found.
     """
     problems: list[Problem] = []
     by_number: dict[int, str] = {}
@@ -64,16 +67,17 @@ def discover(migrations_dir: Path, dialect: str, *, headers: bool = True) -> lis
                 "same number; renumber one of them")))
             continue
         by_number[number] = folder
-        up = _read_up_sql(folder, dialect, problems)
-        if up is None:
+        found = _read_up_sql(folder, dialect, problems, unwritten_ok)
+        if found is None:
             continue
+        up, written = found
         if up.text is not None:
             if len(up.text) <= budget:
                 budget -= len(up.text)
             else:  # past the budget: read again when it runs
                 up = up._replace(text=None)
         header = _read_header(folder, problems) if headers else None
-        migrations.append(Migration(version, number, folder, up, header))
+        migrations.append(Migration(version, number, folder, up, header, written))
     if problems and not headers:  # failing anyway: report the headers' problems too
         _with_headers(migrations, problems)
     if problems:
@@ -131,8 +135,10 @@ def _version_folders(migrations_dir: Path, problems: list[Problem]) -> list[tupl
     return folders
 
 
-def _read_up_sql(folder: str, dialect: str, problems: list[Problem]) -> SqlFile | None:
-    """A version's up.sql, once it is readable UTF-8 and holds a statement of ``dialect``."""
+def _read_up_sql(folder: str, dialect: str, problems: list[Problem],
+                 unwritten_ok: bool) -> tuple[SqlFile, bool] | None:
+    """A version's up.sql, once it is readable UTF-8, and whether it holds a statement of
+    ``dialect`` (one that does not is a problem unless ``unwritten_ok``)."""
     # Plain strings: this runs for every version on every command (see model.SqlFile).
     up_location = os.path.join(folder, UP_FILE)
     try:
@@ -145,12 +151,12 @@ def _read_up_sql(folder: str, dialect: str, problems: list[Problem]) -> SqlFile 
         problems += [Problem(Path(folder, name), MISSING)
                      for name in (HEADER_FILE, DOWN_FILE) if name not in present]
         return None
-    if empty:
+    if empty and not unwritten_ok:
         problems.append(Problem(Path(up_location), (
             f"holds no SQL statement for {dialect}; write the change, or delete the "
             "version folder")))
         return None
-    return up
+    return up, not empty
 
 
 def _with_headers(migrations: Sequence[Migration], problems: list[Problem]) -> list[Migration]:

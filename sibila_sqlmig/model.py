@@ -62,6 +62,7 @@ class Migration(NamedTuple):
     location: str  # the folder (a string: see SqlFile)
     up: SqlFile
     header: Header | None = None
+    written: bool = True  # False: up.sql holds no statement yet (only status and verify see one)
 
     @property
     def folder(self) -> Path:

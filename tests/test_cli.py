@@ -213,3 +213,18 @@ def test_the_python_api_keeps_working_after_a_change_of_folder(
     monkeypatch.chdir("/")
     assert [step.version for step in migrator.migrate().steps] == ["001"]
     assert migrator.create("Next").is_absolute()
+
+
+def test_status_right_after_create_shows_the_new_version(tmp_path: Path) -> None:
+    """create leaves an up.sql of comments: status and verify show it, migrate refuses it."""
+    from conftest import run_module
+
+    settings = ["--config", "/dev/null", "--database", "db.sqlite"]
+    assert run_module("create", "Add tags", *settings, cwd=tmp_path).returncode == 0
+    status = run_module("status", *settings, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "001      pending" in status.stdout
+    assert "001: migrations/001_add_tags/up.sql holds no SQL statement yet" in status.stdout
+    assert run_module("verify", "--allow-empty", *settings, cwd=tmp_path).returncode == 0
+    migrate = run_module("migrate", *settings, cwd=tmp_path)
+    assert migrate.returncode == 2 and "holds no SQL statement for sqlite" in migrate.stderr
