@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, out)
     except SqlmigError as error:
         out.clear_drawn()
-        print(out.paint("error:", "31") + " " + str(error), file=sys.stderr)
+        print(out.paint("error:", "31") + " " + _message(error), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         out.clear_drawn()
@@ -264,9 +264,16 @@ def _run_as_json(out: Output, direction: str, run: Run) -> int:
     return EXIT_OK
 
 
+def _message(error: SqlmigError) -> str:
+    """An error's message as the command line words it (options, not Python keywords)."""
+    from .errors import UsageError
+
+    return error.for_command_line() if isinstance(error, UsageError) else str(error)
+
+
 def _error_dict(error: SqlmigError) -> dict[str, Any]:
     """What went wrong, for JSON: the message, and where, when the error knows."""
-    found: dict[str, Any] = {"type": type(error).__name__, "message": str(error),
+    found: dict[str, Any] = {"type": type(error).__name__, "message": _message(error),
                              "exit_code": error.exit_code}
     for name in ("version", "line", "database_message"):
         if hasattr(error, name):

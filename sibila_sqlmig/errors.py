@@ -26,10 +26,33 @@ class SqlmigError(Exception):
 # --- exit code 2: usage, configuration, files -------------------------------------------
 
 
+# The command line's spelling of an API argument, where it is not --NAME.
+_COMMAND_LINE_NAMES = {"version": "baseline"}
+
+
 class UsageError(SqlmigError):
-    """A command was called with arguments that cannot work (unknown version, --steps 0)."""
+    """A command was called with arguments that cannot work (unknown version, --steps 0).
+
+    Given the ``argument`` at fault, the message names it as a Python caller wrote it
+    (``to='999': ...``); ``for_command_line`` names the option (``--to 999: ...``).
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, argument: str | None = None,
+                 value: object = None) -> None:
+        self.argument = argument
+        self.value = value
+        self.detail = message
+        super().__init__(f"{argument}={value!r}: {message}" if argument else message)
+
+    def for_command_line(self) -> str:
+        """The message as the command line words it."""
+        if self.argument is None:
+            return str(self)
+        option = _COMMAND_LINE_NAMES.get(self.argument,
+                                         f"--{self.argument.replace('_', '-')}")
+        return f"{option} {self.value}: {self.detail}"
 
 
 class ConfigError(SqlmigError):

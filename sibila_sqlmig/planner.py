@@ -65,13 +65,14 @@ def build_status(migrations: Sequence[Migration], rows: Sequence[AppliedRow]) ->
     return StatusReport(tuple(entries))
 
 
-def resolve_version(report: StatusReport, version: str, *, option: str) -> VersionStatus:
-    """The entry named by a user's ``--to``/``baseline`` argument, or a UsageError."""
+def resolve_version(report: StatusReport, version: str, *, argument: str) -> VersionStatus:
+    """The entry named by a caller's ``to``/``only``/``version`` argument, or a
+    UsageError naming that argument."""
     entry = find_version(report, version.strip())
     if entry is None:
         known = ", ".join(entry.version for entry in report.entries[-5:]) or "none"
-        raise UsageError(f"{option} {version}: no such version on disk or in the tracking "
-                         f"table (the newest are: {known}).")
+        raise UsageError(f"no such version on disk or in the tracking table (the newest "
+                         f"are: {known}).", argument=argument, value=version)
     return entry
 
 
@@ -96,9 +97,10 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
     refuses drift and out-of-order versions."""
     limit = only_number = None
     if only is not None:
-        entry = resolve_version(report, only, option="only")
+        entry = resolve_version(report, only, argument="only")
         if entry.state is not State.PENDING:
-            raise UsageError(f"only {only}: that version is {entry.state.value}, not pending.")
+            raise UsageError(f"that version is {entry.state.value}, not pending.",
+                             argument="only", value=only)
         only_number = entry.number
         older = [other.version for other in report.having(State.PENDING)
                  if (other.number or 0) < (entry.number or 0)]
@@ -108,9 +110,10 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
                 f"{only} alone would leave them out of order. Apply them first, or pass "
                 "out_of_order=True if they do not depend on the order.")
     if target is not None:
-        entry = resolve_version(report, target, option="--to")
+        entry = resolve_version(report, target, argument="to")
         if entry.migration is None:
-            raise UsageError(f"--to {target}: that version's folder is not on disk.")
+            raise UsageError("that version's folder is not on disk.", argument="to",
+                             value=target)
         limit = entry.number
     drift = drift_problems(report)
     if drift:
@@ -136,15 +139,16 @@ def plan_rollback(report: StatusReport, *, steps: int | None = None,
                   target: str | None = None) -> Plan:
     """The recorded versions to roll back, newest first."""
     if steps is not None and target is not None:
-        raise UsageError("Give --steps or --to, not both.")
+        raise UsageError("Give steps or to (--steps or --to), not both.")
     if steps is not None and steps < 1:
-        raise UsageError(f"--steps {steps}: give a number of versions of 1 or more.")
+        raise UsageError("give a number of versions of 1 or more.", argument="steps",
+                         value=steps)
     recorded = sorted(report.recorded, key=lambda entry: entry.number or 0, reverse=True)
     if not recorded:
         raise RollbackRefused("Nothing to roll back: no version is recorded as applied.")
     if target is not None:
         limit = 0 if target.strip().isdigit() and int(target) == 0 else \
-            resolve_version(report, target, option="--to").number or 0
+            resolve_version(report, target, argument="to").number or 0
         chosen = [entry for entry in recorded if (entry.number or 0) > limit]
     elif steps is not None and steps > len(recorded):
         applied = ", ".join(entry.version for entry in reversed(recorded))
@@ -167,9 +171,10 @@ def plan_rollback(report: StatusReport, *, steps: int | None = None,
 
 def plan_baseline(report: StatusReport, target: str) -> list[Migration]:
     """The unrecorded versions up to ``target`` to mark as applied without running them."""
-    entry = resolve_version(report, target, option="baseline")
+    entry = resolve_version(report, target, argument="version")
     if entry.migration is None or entry.number is None:
-        raise UsageError(f"baseline {target}: that version's folder is not on disk.")
+        raise UsageError("that version's folder is not on disk.", argument="version",
+                         value=target)
     limit = entry.number
     return [pending.migration for pending in report.having(State.PENDING)
             if pending.migration is not None and pending.migration.number <= limit]

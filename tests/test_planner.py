@@ -6,7 +6,8 @@ import builtins
 import io
 import os
 import pathlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,15 +32,25 @@ from sibila_sqlmig.planner import (
 
 @pytest.fixture(autouse=True)
 def no_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Any attempt to read or list the disk fails the test: the planner is pure."""
+    """Any attempt of the package's code to read or list the disk fails the test: the
+    planner is pure. (pytest itself still reads, to report a failure.)"""
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"the planner touched the disk: {args!r}")
+    def refusing(original: Callable[..., object]) -> Callable[..., object]:
+        def guard(*args: object, **kwargs: object) -> object:
+            frame = sys._getframe(1)
+            while frame is not None:  # the package, directly or through the stdlib
+                module = frame.f_globals.get("__name__", "")
+                if module.startswith("sibila_sqlmig"):
+                    raise AssertionError(f"{module} touched the disk: {args!r}")
+                frame = frame.f_back
+            return original(*args, **kwargs)
+
+        return guard
 
     for module, name in ((builtins, "open"), (io, "open"), (os, "open"), (os, "scandir"),
                          (os, "listdir"), (os, "stat"), (pathlib.Path, "open"),
                          (pathlib.Path, "stat")):
-        monkeypatch.setattr(module, name, refuse)
+        monkeypatch.setattr(module, name, refusing(getattr(module, name)))
     yield
 
 
@@ -90,7 +101,7 @@ def test_migrate_plans_pending_versions_in_order() -> None:
 def test_migrate_to_stops_at_the_target_and_refuses_an_unknown_one() -> None:
     report = build_status([migration("001"), migration("002"), migration("003")], [])
     assert plan_migrate(report, target="2").numbers == [1, 2]
-    with pytest.raises(UsageError, match="--to 9: no such version"):
+    with pytest.raises(UsageError, match="to='9': no such version"):
         plan_migrate(report, target="9")
 
 
@@ -137,7 +148,7 @@ def test_rollback_refusals() -> None:
     with pytest.raises(RollbackRefused, match="Cannot roll back 002"):
         plan_rollback(gone)
     report = build_status([migration("001")], [row("001")])
-    with pytest.raises(UsageError, match="--steps 0"):
+    with pytest.raises(UsageError, match="steps=0: give a number"):
         plan_rollback(report, steps=0)
     with pytest.raises(UsageError, match="not both"):
         plan_rollback(report, steps=1, target="1")
@@ -150,7 +161,7 @@ def test_baseline_marks_unrecorded_versions_up_to_the_target() -> None:
     report = build_status([migration("001"), migration("002"), migration("003")],
                           [row("001")])
     assert [m.version for m in plan_baseline(report, "002")] == ["002"]
-    with pytest.raises(UsageError, match="baseline 7"):
+    with pytest.raises(UsageError, match="version='7': no such version"):
         plan_baseline(report, "7")
 
 
@@ -161,5 +172,24 @@ def test_only_one_version_refuses_to_jump_over_older_pending_ones() -> None:
     with pytest.raises(OutOfOrderError, match=r"only 003: pending version\(s\) 002 come before"):
         plan_migrate(report, only="003")
     assert plan_migrate(report, only="003", out_of_order=True).numbers == [3]
-    with pytest.raises(UsageError, match="only 001: that version is applied"):
+    with pytest.raises(UsageError, match="only='001': that version is applied"):
         plan_migrate(report, only="001")
+
+
+def test_usage_errors_name_the_argument_for_python_and_the_option_for_the_command_line(
+        ) -> None:
+    report = build_status([migration("001")], [])
+    with pytest.raises(UsageError) as caught:
+        plan_migrate(report, target="9")
+    assert str(caught.value).startswith("to='9': no such version")
+    assert caught.value.for_command_line().startswith("--to 9: no such version")
+    with pytest.raises(UsageError) as caught:
+        plan_baseline(report, "7")
+    assert caught.value.for_command_line().startswith("baseline 7: no such version")
+
+
+def test_the_no_disk_guard_catches_the_package_through_the_standard_library() -> None:
+    from sibila_sqlmig import planner
+
+    with pytest.raises(AssertionError, match=r"sibila_sqlmig\.planner touched the disk"):
+        exec("pathlib.Path('/').exists()", {"__name__": planner.__name__, "pathlib": pathlib})
