@@ -254,11 +254,18 @@ def _run_as_json(out: Output, direction: str, run: Run) -> int:
     from .errors import SqlmigError
 
     steps: list[StepResult] = []
+
+    def failed(error: dict[str, Any]) -> None:
+        out.json({"direction": direction, "dry_run": False, "ok": False,
+                  "steps": [step.to_dict() for step in steps], "error": error})
+
     try:
         result = run(steps.append, None)
     except SqlmigError as error:
-        out.json({"direction": direction, "dry_run": False, "ok": False,
-                  "steps": [step.to_dict() for step in steps], "error": _error_dict(error)})
+        failed(_error_dict(error))
+        raise
+    except KeyboardInterrupt:
+        failed({"type": "KeyboardInterrupt", "message": "interrupted", "exit_code": 130})
         raise
     out.json(result.to_dict())
     return EXIT_OK

@@ -123,6 +123,7 @@ class FileChangedError(SqlmigError):
 
     def __init__(self, problem: Problem, done: Sequence[str]) -> None:
         self.problem = problem
+        self.path = problem.path
         self.done = list(done)
         applied = (f"This run had already applied or rolled back: {', '.join(self.done)}."
                    if self.done else "Nothing had run yet.")

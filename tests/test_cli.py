@@ -228,3 +228,13 @@ def test_status_right_after_create_shows_the_new_version(tmp_path: Path) -> None
     assert run_module("verify", "--allow-empty", *settings, cwd=tmp_path).returncode == 0
     migrate = run_module("migrate", *settings, cwd=tmp_path)
     assert migrate.returncode == 2 and "holds no SQL statement for sqlite" in migrate.stderr
+
+
+def test_json_errors_name_the_file_of_a_file_changed_mid_run() -> None:
+    from sibila_sqlmig.cli import _error_dict
+    from sibila_sqlmig.errors import FileChangedError, Problem
+
+    error = FileChangedError(Problem(Path("m/002_big/up.sql"), "changed"), ["001"])
+    found = _error_dict(error)
+    assert found["file"] == "m/002_big/up.sql" and found["exit_code"] == 1
+    assert "This run had already applied or rolled back: 001." in found["message"]

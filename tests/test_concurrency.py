@@ -61,7 +61,7 @@ def test_lock_timeout_names_the_holder(db: ScratchDatabase, tmp_path: Path, cli)
         started = time.monotonic()
         result = cli(*args)
         db.admin.execute("ROLLBACK")
-        assert "another process holds a write transaction" in result.err
+        assert "another process's write transaction" in result.err
         assert "fuser" in result.err
     else:
         holder = _hold_lock(db)

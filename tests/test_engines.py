@@ -211,20 +211,42 @@ def test_wait_retries_until_a_late_server_accepts(postgres_db: ScratchDatabase,
     assert postgres_db.versions() == ["001"]
 
 
-@pytest.mark.parametrize("fixture", ["postgres_db", "mysql_db"])
+@pytest.mark.parametrize("fixture", ["sqlite_db", "postgres_db", "mysql_db"])
 def test_a_waiting_run_says_who_holds_the_lock(fixture: str, tmp_path: Path, cli,
                                               request: pytest.FixtureRequest) -> None:
     db: ScratchDatabase = request.getfixturevalue(fixture)
     migrations = tmp_path / "migrations"
     write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
-    holder = backend_for(load_settings(database=db.url, environ={}, config="/dev/null"))
-    holder.connect(create=True)
-    with holder.migration_lock():
-        result = cli("migrate", "--lock-timeout", "2.5", "--database", db.url,
-                     "--migrations", str(migrations))
-    holder.close()
+    args = ["migrate", "--lock-timeout", "2.5", "--database", db.url, "--migrations",
+            str(migrations)]
+    if db.engine == "sqlite":
+        db.admin.execute("BEGIN IMMEDIATE")  # the application holds a write transaction
+        result = cli(*args)
+        db.admin.execute("ROLLBACK")
+    else:
+        holder = backend_for(load_settings(database=db.url, environ={}, config="/dev/null"))
+        holder.connect(create=True)
+        with holder.migration_lock():
+            result = cli(*args)
+        holder.close()
     assert result.code == 1
     notices = [line for line in result.err.splitlines()
                if line.startswith("waiting for the migration lock")]
     assert len(notices) == 1 and "it is held by" in notices[0]  # after 1 s, not again by 2.5
-    assert ("pid" if db.engine == "postgresql" else "connection id") in notices[0]
+    held_by = {"sqlite": "write transaction", "postgresql": "pid", "mysql": "connection id"}
+    assert held_by[db.engine] in notices[0]
+    assert cli(*args).code == 0  # and once the lock is free, the run goes through
+
+
+@pytest.mark.parametrize("fixture", ["postgres_db", "mysql_db"])
+def test_wait_does_not_wait_out_a_refusal_that_will_not_change(
+        fixture: str, tmp_path: Path, cli, request: pytest.FixtureRequest) -> None:
+    """A server that answers "no such database" is not still starting."""
+    db: ScratchDatabase = request.getfixturevalue(fixture)
+    missing = db.url.rsplit("/", 1)[0] + "/sqlmig_no_such_database"
+    started = time.monotonic()
+    result = cli("status", "--wait", "20", "--database", missing, "--migrations",
+                 str(tmp_path))
+    assert result.code == 1 and "Cannot connect to" in result.err
+    assert time.monotonic() - started < 5
+    assert "waiting up to" not in result.err

@@ -48,7 +48,7 @@ class Backend(abc.ABC):
                 self.connect(create=False)
                 return
             except DatabaseError as error:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or not getattr(error, "retryable", True):
                     raise
                 if not told and self.notify is not None:
                     reason = str(error).split(": ", 1)[-1].split(" Check the URL")[0]
@@ -91,12 +91,22 @@ class Backend(abc.ABC):
         return None
 
     def cannot_connect(self, error: BaseException) -> DatabaseError:
-        """The error for a connection the driver refused: where, why, what to check."""
+        """The error for a connection the driver refused: where, why, what to check.
+
+        Its ``retryable`` says whether waiting could help (the server is not up yet),
+        as opposed to a refusal that will not change (a wrong password, no such database).
+        """
         reason = self.error_message(error).rstrip(" .")
         stop = "" if reason.endswith(("?", "!")) else "."
         source = f" (it came from {self.url.source})" if self.url.source else ""
-        return DatabaseError(f"Cannot connect to {self.url}: {reason}{stop} Check the URL"
-                             f"{source} and that the server is running.")
+        refused = DatabaseError(f"Cannot connect to {self.url}: {reason}{stop} Check the URL"
+                                f"{source} and that the server is running.")
+        refused.retryable = not self.refused_for_good(error)  # type: ignore[attr-defined]
+        return refused
+
+    def refused_for_good(self, error: BaseException) -> bool:
+        """True when the server answered and said no (credentials, database name)."""
+        return False
 
     def scrub(self, text: str) -> str:
         """Remove the password from a message, whatever the driver put in it."""
@@ -146,7 +156,8 @@ class Backend(abc.ABC):
 
         ``try_once`` may block for up to ``seconds`` (MySQL's GET_LOCK wakes the moment
         the lock is free) or return at once (then the loop sleeps between attempts).
-        ``holder`` gives who holds the lock and the command that ends that session.
+        ``holder`` gives who holds the lock and what to do about it (the command that
+        ends that session, where the engine has one).
         After a second of waiting, and every ten seconds after, ``notify`` hears who.
         """
         started = time.monotonic()
@@ -159,12 +170,7 @@ class Backend(abc.ABC):
                 return
             now = time.monotonic()
             if now >= deadline:
-                who, stop = holder()
-                raise LockTimeoutError(
-                    f"Timed out after {self.lock_timeout:g} s waiting for the migration lock "
-                    f"on {self.url} (table {self.table}): it is held by {who}. Another "
-                    "migration is probably running; wait for it, or raise --lock-timeout. "
-                    f"If that process is stuck, `{stop};` ends it and frees the lock.")
+                raise self.lock_timeout_error(*holder())
             if now >= notice:
                 if self.notify is not None:
                     self.notify(f"waiting for the migration lock on {self.url} (up to "
@@ -173,6 +179,13 @@ class Backend(abc.ABC):
             else:
                 time.sleep(min(step, max(0.0, min(deadline, notice) - now)))
             attempt += 1
+
+    def lock_timeout_error(self, who: str, advice: str) -> LockTimeoutError:
+        """The error of a run that waited lock_timeout for the lock ``who`` holds."""
+        return LockTimeoutError(
+            f"Timed out after {self.lock_timeout:g} s waiting for the migration lock on "
+            f"{self.url} (table {self.table}): it is held by {who}. Another migration is "
+            f"probably running; wait for it, or raise --lock-timeout. {advice}")
 
     # --- the tracking table -----------------------------------------------------------
 

@@ -29,6 +29,7 @@ _URL_OPTIONS: dict[str, Callable[[str], Any]] = {
     "charset": str, "connect_timeout": int, "unix_socket": str, "ssl_ca": str,
     "ssl_cert": str, "ssl_key": str, "ssl_disabled": lambda value: value in ("1", "true"),
 }
+_ENDS = "If that process is stuck, `{};` ends it and frees the lock."
 # MySQL and MariaDB commit implicitly before and after statements starting so.
 _IMPLICIT_COMMIT = frozenset([
     "CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "GRANT", "REVOKE", "LOCK", "UNLOCK",
@@ -89,6 +90,11 @@ class MySQLBackend(Backend):
             return self.scrub(" ".join(f"{args[1]} (error {args[0]})".split()))
         return self.scrub(super().error_message(error))
 
+    def refused_for_good(self, error: BaseException) -> bool:
+        # Access denied, or no such database: waiting will not change that.
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return bool(args) and args[0] in (1044, 1045, 1049)
+
     def commits_implicitly(self, sql: str) -> bool:
         words = head_words(sql, 2)
         if words[1:] == ("TEMPORARY",):
@@ -144,9 +150,9 @@ class MySQLBackend(Backend):
         """Who holds the named lock, and the command that ends that connection."""
         holder = self.query("SELECT IS_USED_LOCK(%s)", [name])[0][0]
         if holder is None:
-            return "another session", "KILL <connection id>"
+            return "another session", _ENDS.format("KILL <connection id>")
         rows = self.query("SELECT user, host, command, time FROM "
                           "information_schema.processlist WHERE id = %s", [holder])
         detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
                   if rows else "")
-        return f"connection id {holder}{detail}", f"KILL {holder}"
+        return f"connection id {holder}{detail}", _ENDS.format(f"KILL {holder}")

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
 APPLICATION_NAME = "sibila-sqlmig"
+_ENDS = "If that process is stuck, `{};` ends it and frees the lock."
 
 
 class PostgresBackend(Backend):
@@ -113,6 +114,17 @@ class PostgresBackend(Backend):
         code = diag.sqlstate
         return self.scrub(" ".join(parts) + (f" (SQLSTATE {code})" if code else ""))
 
+    def refused_for_good(self, error: BaseException) -> bool:
+        # Authentication failed, or no such database: waiting will not change that.
+        # psycopg gives no SQLSTATE for a failed connection, so its text is read too (a
+        # server in another language only means waiting out --wait, as before).
+        if getattr(getattr(error, "diag", None), "sqlstate", None) in ("28P01", "28000",
+                                                                        "3D000"):
+            return True
+        text = str(error)
+        return any(phrase in text for phrase in (
+            "does not exist", "authentication failed", "no pg_hba.conf entry"))
+
     def error_offset(self, error: BaseException) -> int | None:
         diag = getattr(error, "diag", None)
         position = getattr(diag, "statement_position", None)
@@ -159,7 +171,7 @@ class PostgresBackend(Backend):
             "AND l.classid = ((%s >> 32) & 4294967295)::oid "
             "AND l.objid = (%s & 4294967295)::oid LIMIT 1", [key, key]).fetchone()
         if row is None:
-            return "another session", "SELECT pg_terminate_backend(pid)"
+            return "another session", _ENDS.format("SELECT pg_terminate_backend(pid)")
         return (f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
                 f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})",
-                f"SELECT pg_terminate_backend({row[0]})")
+                _ENDS.format(f"SELECT pg_terminate_backend({row[0]})"))

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import DatabaseError, LockTimeoutError
+from ..errors import DatabaseError
 from .base import Backend
 
 
@@ -73,12 +73,33 @@ class SQLiteBackend(Backend):
         return isinstance(error, (sqlite3.Error, sqlite3.Warning))
 
     def begin(self) -> None:
-        with self._waiting_for_the_write_lock():
+        if self.notify is None:  # nobody to tell: SQLite's busy handler waits it out
+            with self._waiting_for_the_write_lock():
+                self.connection.execute("BEGIN IMMEDIATE")
+            return
+        # Someone listens (the command line): wait in slices, so that a run waiting for
+        # another's write transaction can say so after a second, and every ten.
+        self.wait_for_lock(self._begin_within, self._writer)
+        self.connection.execute(f"PRAGMA busy_timeout = {round(self.lock_timeout * 1000)}")
+
+    def _begin_within(self, seconds: float) -> bool:
+        self.connection.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+        try:
             self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            return False
+        return True
+
+    def _writer(self) -> tuple[str, str]:
+        path = self.url.path
+        return ("another process's write transaction (another migration run, or the "
+                "application)", f"`fuser -v {path}` lists the processes that have it open.")
 
     def ensure_table(self) -> None:
         if not self.table_exists():  # a read: no write lock needed when the table is there
-            with self._waiting_for_the_write_lock():
+            with self.transaction():  # the write lock, waited for as for a file
                 super().ensure_table()
 
     @contextlib.contextmanager
@@ -89,13 +110,7 @@ class SQLiteBackend(Backend):
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) and "busy" not in str(error):
                 raise
-            raise LockTimeoutError(
-                f"Timed out after {self.lock_timeout:g} s waiting for the write lock on "
-                f"{self.url.path}: another process holds a write transaction (another "
-                "migration run, or the application). `fuser -v "
-                f"{self.url.path}` lists the processes that have it open. Retry when it is "
-                "done, or raise --lock-timeout."
-            ) from None
+            raise self.lock_timeout_error(*self._writer()) from None
 
     def table_exists(self) -> bool:
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
