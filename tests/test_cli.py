@@ -238,3 +238,28 @@ def test_json_errors_name_the_file_of_a_file_changed_mid_run() -> None:
     found = _error_dict(error)
     assert found["file"] == "m/002_big/up.sql" and found["exit_code"] == 1
     assert "This run had already applied or rolled back: 001." in found["message"]
+
+
+def test_the_pre_commit_hook_checks_a_folder_without_a_database(tmp_path: Path) -> None:
+    """The hook's entry, run as pre-commit runs it (a shell-free split of its words)."""
+    import shlex
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT
+
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert hook["language"] == "python" and hook["pass_filenames"] is False
+    program, *args = shlex.split(hook["entry"])
+    assert program == "sibila-sqlmig"
+    command = [sys.executable, "-m", "sibila_sqlmig", *args]
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_one", "CREATE TABLE t1 (a INT);\n")
+    good = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert good.returncode == 0, good.stderr
+    (migrations / "002-typo").mkdir()
+    bad = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "002-typo: folder name does not match" in bad.stderr
+    assert not list(tmp_path.glob("*.db")) and not (tmp_path / ":memory:").exists()
