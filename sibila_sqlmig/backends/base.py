@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..config import DatabaseURL, TableName
+from ..config import TableName
+from ..dburl import DatabaseURL
 from ..errors import DatabaseError, LockTimeoutError
 from ..model import AppliedRow
 
