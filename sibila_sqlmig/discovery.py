@@ -147,9 +147,7 @@ def _read_up_sql(folder: str, dialect: str, problems: list[Problem],
             up.text is not None or not has_statement(read_text(up), dialect))
     except MigrationFilesError as error:
         problems += error.problems
-        present = set(os.listdir(folder))  # on this failure path, report the rest too
-        problems += [Problem(Path(folder, name), MISSING)
-                     for name in (HEADER_FILE, DOWN_FILE) if name not in present]
+        problems += _missing(folder, HEADER_FILE, DOWN_FILE)  # report the rest too
         return None
     if empty and not unwritten_ok:
         problems.append(Problem(Path(up_location), (
@@ -171,9 +169,7 @@ def _with_headers(migrations: Sequence[Migration], problems: list[Problem]) -> l
 
 def _read_header(folder: str, problems: list[Problem]) -> Header | None:
     # Plain strings and no listdir: this runs for every version of status and verify.
-    down = os.path.join(folder, DOWN_FILE)
-    if not os.path.exists(down):
-        problems.append(Problem(Path(down), MISSING))
+    problems += _missing(folder, DOWN_FILE)
     location = os.path.join(folder, HEADER_FILE)
     try:
         data = read_mapping(location)
@@ -184,6 +180,12 @@ def _read_header(folder: str, problems: list[Problem]) -> Header | None:
         problems.append(Problem(problem.path, problem.message, problem.line))
         return None
     return _validate_header(location, data or {}, problems)
+
+
+def _missing(folder: str, *names: str) -> list[Problem]:
+    """A problem for each of ``names`` that is not in ``folder``."""
+    return [Problem(Path(folder, name), MISSING) for name in names
+            if not os.path.exists(os.path.join(folder, name))]
 
 
 def _validate_header(location: str, data: dict[str, Any],

@@ -102,6 +102,20 @@ class DatabaseError(SqlmigError):
     """The database could not be reached or answered with an error outside a migration."""
 
 
+class ConnectError(DatabaseError):
+    """The server could not be reached, or refused the connection.
+
+    ``reason`` is the driver's account of it; ``retryable`` says whether waiting could
+    help (the server is not up yet), as opposed to a refusal that will not change (a
+    wrong password, no such database).
+    """
+
+    def __init__(self, message: str, *, reason: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
+
+
 class LockTimeoutError(SqlmigError):
     """Another process held the migration lock for longer than the lock timeout."""
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ..config import TableName
 from ..dburl import DatabaseURL
-from ..errors import DatabaseError, LockTimeoutError
+from ..errors import ConnectError, LockTimeoutError
 from ..model import AppliedRow
 
 _POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)  # waits between attempts at the migration lock
@@ -48,13 +48,12 @@ class Backend(abc.ABC):
             try:
                 self.connect(create=False)
                 return
-            except DatabaseError as error:
-                if time.monotonic() >= deadline or not getattr(error, "retryable", True):
+            except ConnectError as error:
+                if time.monotonic() >= deadline or not error.retryable:
                     raise
                 if not told and self.notify is not None:
-                    reason = str(error).split(": ", 1)[-1].split(" Check the URL")[0]
                     self.notify(f"waiting up to {seconds:g} s for {self.url} to accept "
-                                f"connections ({reason.rstrip('.')})")
+                                f"connections ({error.reason})")
                     told = True
             time.sleep(0.5)
 
@@ -91,19 +90,14 @@ class Backend(abc.ABC):
         """Where in the statement the error is (1-based character), where the engine says."""
         return None
 
-    def cannot_connect(self, error: BaseException) -> DatabaseError:
-        """The error for a connection the driver refused: where, why, what to check.
-
-        Its ``retryable`` says whether waiting could help (the server is not up yet),
-        as opposed to a refusal that will not change (a wrong password, no such database).
-        """
+    def cannot_connect(self, error: BaseException) -> ConnectError:
+        """The error for a connection the driver refused: where, why, what to check."""
         reason = self.error_message(error).rstrip(" .")
         stop = "" if reason.endswith(("?", "!")) else "."
         source = f" (it came from {self.url.source})" if self.url.source else ""
-        refused = DatabaseError(f"Cannot connect to {self.url}: {reason}{stop} Check the URL"
-                                f"{source} and that the server is running.")
-        refused.retryable = not self.refused_for_good(error)  # type: ignore[attr-defined]
-        return refused
+        return ConnectError(f"Cannot connect to {self.url}: {reason}{stop} Check the URL"
+                            f"{source} and that the server is running.", reason=reason,
+                            retryable=not self.refused_for_good(error))
 
     def refused_for_good(self, error: BaseException) -> bool:
         """True when the server answered and said no (credentials, database name)."""

@@ -87,7 +87,7 @@ class SQLiteBackend(Backend):
         try:
             self.connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
+            if not _busy(error):
                 raise
             return False
         return True
@@ -108,7 +108,7 @@ class SQLiteBackend(Backend):
         try:
             yield
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
+            if not _busy(error):
                 raise
             raise self.lock_timeout_error(*self._writer()) from None
 
@@ -116,3 +116,8 @@ class SQLiteBackend(Backend):
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                           [self.table.name])
         return bool(rows)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """True for SQLite's "database is locked" / "busy": another writer holds the lock."""
+    return "locked" in str(error) or "busy" in str(error)
