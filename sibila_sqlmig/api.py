@@ -13,8 +13,23 @@ from .config import Settings, load_settings
 from .discovery import discover, read_headers
 from .errors import DatabaseError
 from .log import debug
-from .model import DOWN, UP, Migration, Plan, State, StatusReport, VersionStatus
-from .planner import build_status, plan_baseline, plan_migrate, plan_rollback
+from .model import (
+    DOWN,
+    UP,
+    JournalEntry,
+    Migration,
+    Plan,
+    State,
+    StatusReport,
+    VersionStatus,
+)
+from .planner import (
+    build_status,
+    missing_versions,
+    plan_baseline,
+    plan_migrate,
+    plan_rollback,
+)
 
 if TYPE_CHECKING:
     from .prepare import PreparedFile
@@ -206,25 +221,32 @@ class Migrator:
         see README: Commands. ``progress`` hears each file done, ``on_statement`` each
         statement (the file, how many ran, how many in all)."""
         return self._plan_and_run(
-            UP, lambda report: plan_migrate(report, target=to, out_of_order=out_of_order,
-                                            only=only),
+            UP, lambda report, _: plan_migrate(report, target=to, out_of_order=out_of_order,
+                                               only=only),
             dry_run, progress, on_statement)
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
                  dry_run: bool = False, progress: Progress | None = None,
                  on_statement: StatementProgress | None = None) -> RunResult:
-        """Run down.sql of the newest applied versions (one by default)."""
-        return self._plan_and_run(
-            DOWN, lambda report: plan_rollback(report, steps=steps, target=to),
-            dry_run, progress, on_statement)
+        """Run down.sql of the newest applied versions (one by default). A version whose
+        folder is gone runs the down.sql the journal kept when it was applied."""
 
-    def _plan_and_run(self, direction: str, make_plan: Callable[[StatusReport], Plan],
+        def plan(report: StatusReport, backend: Backend) -> Plan:
+            missing = missing_versions(report)
+            kept = _kept_downs(backend, missing) if missing else {}
+            return plan_rollback(report, steps=steps, target=to, kept=kept)
+
+        return self._plan_and_run(DOWN, plan, dry_run, progress, on_statement)
+
+    def _plan_and_run(self, direction: str,
+                      make_plan: Callable[[StatusReport, Backend], Plan],
                       dry_run: bool, progress: Progress | None,
                       on_statement: StatementProgress | None) -> RunResult:
         migrations = self._discover(headers=False)
         with self._session() as backend:
             exists = backend.connect(create=False)
-            plan = make_plan(build_status(migrations, backend.read_applied() if exists else []))
+            plan = make_plan(build_status(migrations, backend.read_applied() if exists else []),
+                             backend)
             if not plan.steps:
                 return RunResult(direction, dry_run, [])  # a no-op never imports the runner
             files = _prepare(plan, backend, dry_run)
@@ -233,7 +255,7 @@ class Migrator:
             if not exists:
                 backend.connect(create=True)
             with self._locked(backend):
-                again = make_plan(build_status(migrations, backend.read_applied()))
+                again = make_plan(build_status(migrations, backend.read_applied()), backend)
                 if again.numbers != plan.numbers:
                     files = _prepare(again, backend, False)
                 from .runner import implicit_commit_notice, run_files
@@ -247,11 +269,15 @@ class Migrator:
         migrations = self._discover()
         with self._session() as backend, self._locked(backend, create=True):
             marked = plan_baseline(build_status(migrations, backend.read_applied()), version)
+            from .journal import BASELINED, bookkeeping_record
+
             with backend.transaction():
                 for migration in marked:
                     assert migration.header is not None  # discovered with headers
-                    backend.record(migration.version, migration.header.description,
-                                   migration.up.checksum)
+                    description = migration.header.description
+                    backend.record(migration.version, description, migration.up.checksum)
+                    backend.journal(bookkeeping_record(migration.version, description,
+                                                       migration.up.checksum, BASELINED))
             return [migration.version for migration in marked]
 
     def repair(self, *, forget_missing: bool = False) -> RepairResult:
@@ -263,13 +289,20 @@ class Migrator:
             edited = report.having(State.EDITED)
             unverified = report.having(State.UNVERIFIED)
             missing = report.having(State.MISSING) if forget_missing else []
+            from .journal import CHECKSUM_ACCEPTED, FORGOTTEN, bookkeeping_record
+
             with backend.transaction():
                 for entry in edited + unverified:
                     assert entry.migration is not None and entry.row is not None
-                    backend.set_checksum(entry.row.version, entry.migration.up.checksum)
+                    checksum = entry.migration.up.checksum
+                    backend.set_checksum(entry.row.version, checksum)
+                    backend.journal(bookkeeping_record(entry.row.version, entry.description,
+                                                       checksum, CHECKSUM_ACCEPTED))
                 for entry in missing:
                     assert entry.row is not None
                     backend.unrecord(entry.row.version)
+                    backend.journal(bookkeeping_record(entry.row.version, entry.description,
+                                                       entry.row.checksum, FORGOTTEN, DOWN))
             kept = [] if forget_missing else report.having(State.MISSING)
             return RepairResult([e.version for e in edited], [e.version for e in unverified],
                                 [e.version for e in missing], [e.version for e in kept])
@@ -333,6 +366,17 @@ class Migrator:
                 raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
                                     f"{backend.error_message(error)}") from None
             yield
+
+
+def _kept_downs(backend: Backend, versions: Sequence[str]) -> dict[str, JournalEntry | None]:
+    """For each version, its newest applied up run in the journal (None: not there)."""
+    if not backend.journal_exists():
+        return dict.fromkeys(versions)
+    kept: dict[str, JournalEntry | None] = {}
+    for version in versions:
+        runs = backend.read_journal(version=version, outcome="applied", direction=UP, limit=1)
+        kept[version] = runs[0] if runs else None
+    return kept
 
 
 def _prepare(plan: Plan, backend: Backend, keep_statements: bool) -> list[PreparedFile]:

@@ -34,6 +34,10 @@ ENV_WAIT = "SIBILA_SQLMIG_WAIT"
 
 _CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style", "wait")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# The tables beside the tracking table take its name plus a suffix; PostgreSQL cuts
+# names at 63 bytes, so the tracking table's own name leaves room for the longest.
+JOURNAL_SUFFIX = "_journal"
+_TABLE_NAME_MAX = 63 - len(JOURNAL_SUFFIX)
 
 
 class TableName(NamedTuple):
@@ -45,15 +49,25 @@ class TableName(NamedTuple):
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
+    @property
+    def journal(self) -> TableName:
+        """The journal beside this table: ``<name>_journal`` in the same schema."""
+        return TableName(self.name + JOURNAL_SUFFIX, self.schema)
+
 
 def parse_table_name(text: str) -> TableName:
-    """Validate ``name`` or ``schema.name``: letters, digits and _, at most 63 each."""
+    """Validate ``name`` or ``schema.name``: letters, digits and _, at most 63 for the
+    schema and 55 for the name (its journal adds ``_journal``)."""
     parts = text.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
         raise ConfigError(
             f"Invalid table name {text!r}: use letters, digits and underscores "
             "(not starting with a digit), optionally schema.table on PostgreSQL."
         )
+    if len(parts[-1]) > _TABLE_NAME_MAX:
+        raise ConfigError(
+            f"Invalid table name {text!r}: at most {_TABLE_NAME_MAX} characters, so that "
+            f"its journal ({parts[-1][:12]}...{JOURNAL_SUFFIX}) fits the engines' 63.")
     return TableName(parts[-1], parts[0] if len(parts) == 2 else None)
 
 

@@ -20,13 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MigrationFilesError, Problem
-from .model import DOWN_FILE, HEADER_FILE, UP_FILE, Header, Migration, SqlFile
+from .model import (
+    DOWN_FILE,
+    HEADER_FILE,
+    ROLLBACK_MODES,
+    ROLLBACK_SQL,
+    UP_FILE,
+    Header,
+    Migration,
+    SqlFile,
+)
 from .splitting import has_statement
 from .sqlfile import MISSING, read_sql_file, read_text
 from .yamlfile import YamlProblem, read_mapping
 
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
-HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool}
+HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool, "rollback": str}
 # The text of small up.sql files is kept (it is what runs) up to this much in all.
 KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
@@ -207,9 +216,13 @@ def _validate_header(location: str, data: dict[str, Any],
         problem("missing the required key 'description'")
     elif isinstance(description, str) and not description.strip():
         problem("'description' is empty")
+    rollback = data.get("rollback", ROLLBACK_SQL)
+    if isinstance(rollback, str) and rollback not in ROLLBACK_MODES:
+        problem(f"'rollback' must be one of {', '.join(ROLLBACK_MODES)}, not {_short(rollback)} "
+                "(sql: run down.sql; noop: nothing to undo; irreversible: refuse)")
     if len(problems) > found:
         return None
-    return Header(str(description), bool(data.get("transaction", True)))
+    return Header(str(description), bool(data.get("transaction", True)), str(rollback))
 
 
 def _short(value: object) -> str:

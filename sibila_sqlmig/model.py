@@ -42,11 +42,18 @@ class SqlFile(NamedTuple):
         return Path(self.location)
 
 
+#: What rolling a version back means (migration.yaml ``rollback:``): run down.sql, only
+#: delete the row (nothing to undo), or refuse.
+ROLLBACK_SQL, ROLLBACK_NOOP, ROLLBACK_IRREVERSIBLE = "sql", "noop", "irreversible"
+ROLLBACK_MODES = (ROLLBACK_SQL, ROLLBACK_NOOP, ROLLBACK_IRREVERSIBLE)
+
+
 class Header(NamedTuple):
     """The validated migration.yaml of one version."""
 
     description: str
     transaction: bool = True
+    rollback: str = ROLLBACK_SQL  # one of ROLLBACK_MODES
 
 
 class Migration(NamedTuple):
@@ -133,10 +140,46 @@ class StatusReport(NamedTuple):
 
 class PlanStep(NamedTuple):
     """One file to run: the version, and its version as the tracking row spells it
-    (a legacy row "1" is the folder "001"; rollback deletes the row as spelled)."""
+    (a legacy row "1" is the folder "001"; rollback deletes the row as spelled).
+
+    ``stored_down`` is the down.sql the journal kept when the version was applied,
+    for the rollback of a version whose folder is gone (a branch switch).
+    """
 
     migration: Migration
     row_version: str
+    stored_down: SqlFile | None = None
+
+
+class JournalEntry(NamedTuple):
+    """One row of the journal: one run of one file (or a baseline or repair).
+
+    ``sql`` is the text of the file that ran and ``down_sql`` the down.sql as it was
+    when an up ran; each is None when the file was larger than the journal's cap
+    (then only its checksum is kept) or, for ``down_sql``, on a down run.
+    """
+
+    id: int
+    version: str
+    direction: str
+    description: str
+    checksum: str | None  # of up.sql: what the tracking row holds
+    sql: str | None
+    sql_checksum: str | None
+    down_sql: str | None
+    down_checksum: str | None
+    transactional: bool
+    rollback: str
+    file: str
+    started_at: str
+    seconds: float | None
+    outcome: str
+    error: str | None
+    statements: int
+    attempt: int
+    host: str
+    user: str
+    tool_version: str
 
 
 class Plan(NamedTuple):

@@ -7,13 +7,14 @@ input is a value (model.py), and the tests give it values made in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .errors import DriftError, OutOfOrderError, RollbackRefused, UsageError
 from .model import (
     DOWN,
     UP,
     AppliedRow,
+    JournalEntry,
     Migration,
     Plan,
     PlanStep,
@@ -81,13 +82,16 @@ def drift_problems(report: StatusReport) -> list[str]:
     lines = []
     for entry in report.having(State.EDITED):
         lines.append(f"  {entry.version} ({entry.description}): up.sql was edited after it was "
-                     f"applied ({entry.migration.up.location if entry.migration else ''}). Restore "
+                     f"applied ({entry.migration.up.location if entry.migration else ''}); "
+                     f"`sibila-sqlmig diff {entry.version}` shows the change. Restore "
                      "it (git checkout), or, if the edit was deliberate and the database "
                      "already matches it, run `sibila-sqlmig repair`.")
     for entry in report.having(State.MISSING):
         lines.append(f"  {entry.version} ({entry.description}): applied, but its folder is "
-                     "not in the migrations folder. Restore it (a branch switch?), or run "
-                     "`sibila-sqlmig repair --forget-missing` to drop its row.")
+                     "not in the migrations folder. Restore it (a branch switch?), roll it "
+                     "back with the down.sql the journal kept (`sibila-sqlmig rollback`, when "
+                     "it is the newest), or run `sibila-sqlmig repair --forget-missing` to "
+                     "drop its row.")
     return lines
 
 
@@ -136,8 +140,14 @@ def plan_migrate(report: StatusReport, *, target: str | None = None,
 
 
 def plan_rollback(report: StatusReport, *, steps: int | None = None,
-                  target: str | None = None) -> Plan:
-    """The recorded versions to roll back, newest first."""
+                  target: str | None = None,
+                  kept: Mapping[str, JournalEntry | None] | None = None) -> Plan:
+    """The recorded versions to roll back, newest first.
+
+    A version whose folder is gone is rolled back with the down.sql the journal kept
+    when it was applied: ``kept`` maps its row's version to that journal entry (None
+    where the journal has none); ``missing_versions`` names the versions to look up.
+    """
     if steps is not None and target is not None:
         raise UsageError("Give steps or to (--steps or --to), not both.")
     if steps is not None and steps < 1:
@@ -160,13 +170,21 @@ def plan_rollback(report: StatusReport, *, steps: int | None = None,
         chosen = recorded[: steps or 1]
     plan = []
     for entry in chosen:
-        if entry.migration is None or entry.row is None:
-            raise RollbackRefused(
-                f"Cannot roll back {entry.version} ({entry.description}): its folder, and so "
-                "its down.sql, is not in the migrations folder. Restore it from version "
-                "control first.")
-        plan.append(PlanStep(entry.migration, entry.row.version))
+        assert entry.row is not None  # chosen among the recorded versions
+        if entry.migration is None:
+            from .journal import vanished_step
+
+            plan.append(vanished_step(entry, (kept or {}).get(entry.row.version)))
+        else:
+            plan.append(PlanStep(entry.migration, entry.row.version))
     return Plan(DOWN, tuple(plan))
+
+
+def missing_versions(report: StatusReport) -> list[str]:
+    """The tracking rows of recorded versions whose folder is gone (as the rows spell
+    them): a rollback looks their kept down.sql up in the journal."""
+    return [entry.row.version for entry in report.having(State.MISSING)
+            if entry.row is not None]
 
 
 def plan_baseline(report: StatusReport, target: str) -> list[Migration]:

@@ -15,7 +15,16 @@ from typing import NamedTuple
 from .backends.base import Backend
 from .checks import check_statements
 from .errors import MigrationFilesError, Problem, RollbackRefused, StatementRefused
-from .model import DOWN, UP, Migration, Plan, PlanStep, SqlFile
+from .model import (
+    DOWN,
+    ROLLBACK_IRREVERSIBLE,
+    ROLLBACK_NOOP,
+    UP,
+    Migration,
+    Plan,
+    PlanStep,
+    SqlFile,
+)
 from .splitting import SplitError, Statement, split_sql
 from .sqlfile import read_sql_file, read_text
 
@@ -36,6 +45,15 @@ class PreparedFile(NamedTuple):
     bounds: tuple[tuple[int, int, int], ...]  # (offset, end, line) of each statement
     statements: tuple[Statement, ...] | None
     has_implicit_commits: bool  # a statement commits the transaction (MySQL DDL)
+    down: SqlFile | None = None  # of an up run: its down.sql now, which the journal keeps
+    from_journal: bool = False  # a rollback running the down.sql the journal kept
+
+    @property
+    def rollback(self) -> str:
+        """The header's ``rollback:`` (sql, noop or irreversible)."""
+        header = self.migration.header
+        assert header is not None, "prepare() only takes migrations with their header"
+        return header.rollback
 
     @property
     def version(self) -> str:
@@ -86,12 +104,11 @@ def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
         if plan.direction == UP and not prepared.bounds:  # discovery judged; it changed?
             problems.append(Problem(prepared.path, "holds no SQL statement"))
             continue
-        if plan.direction == DOWN and not prepared.bounds:
-            raise RollbackRefused(
-                f"Cannot roll back {prepared.version} ({prepared.description}): "
-                f"{prepared.path} holds only comments, so this version is marked "
-                "irreversible. Write its down.sql, or restore the database from a backup. "
-                "Nothing was rolled back.")
+        if plan.direction == DOWN:
+            problem = _rollback_problem(prepared)
+            if problem is not None:
+                problems.append(problem)
+                continue
         refusals += refused
         files.append(prepared)
     if problems:
@@ -99,6 +116,31 @@ def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
     if refusals:
         raise StatementRefused(refusals)
     return files
+
+
+def _rollback_problem(prepared: PreparedFile) -> Problem | None:
+    """Refuse a rollback the header or down.sql rules out; a problem where the files
+    contradict each other."""
+    name = f"{prepared.version} ({prepared.description})"
+    mode = prepared.rollback
+    if mode == ROLLBACK_IRREVERSIBLE:
+        raise RollbackRefused(
+            f"Cannot roll back {name}: its migration.yaml says 'rollback: irreversible'. "
+            "Restore the database from a backup, or write a new version that undoes it. "
+            "Nothing was rolled back.")
+    if mode == ROLLBACK_NOOP:
+        if prepared.bounds:
+            return Problem(prepared.path, "holds statements, but migration.yaml says "
+                           "'rollback: noop' (nothing to undo); remove the statements, or the "
+                           "key so that they run")
+        return None
+    if not prepared.bounds:
+        raise RollbackRefused(
+            f"Cannot roll back {name}: {prepared.path} holds only comments, so this version "
+            "is irreversible. Write its down.sql; or, if there is nothing to undo, put "
+            "'rollback: noop' in its migration.yaml (rolling back then only deletes its "
+            "row); or say 'rollback: irreversible' there. Nothing was rolled back.")
+    return None
 
 
 def _source_path(step: PlanStep, direction: str) -> Path:
@@ -109,7 +151,12 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
                   keep_statements: bool) -> tuple[PreparedFile, list[Problem]]:
     """One file read, split and checked, and what the checks refuse in it."""
     migration = step.migration
-    source = migration.up if direction == UP else read_sql_file(migration.down_path)[0]
+    down = None
+    if direction == UP:
+        source = migration.up
+        down = read_sql_file(migration.down_path)[0]  # kept by the journal
+    else:
+        source = step.stored_down or read_sql_file(migration.down_path)[0]
     statements = split_sql(read_text(source), backend.dialect)
     keep = keep_statements or source.text is not None
     prepared = PreparedFile(
@@ -117,6 +164,7 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
         tuple((s.offset, s.offset + len(s.sql), s.line) for s in statements),
         tuple(statements) if keep else None,
         any(backend.commits_implicitly(s.sql) for s in statements),
+        down, step.stored_down is not None,
     )
     refused = check_statements(statements, path=source.location, dialect=backend.dialect,
                                transactional=prepared.transactional)

@@ -1,16 +1,18 @@
 """Executing prepared files on a backend: one transaction per file with its row.
 
 Each file runs inside ``backend.transaction()`` together with the write (or,
-on rollback, the delete) of its tracking row; with ``transaction: false``
-each statement commits on its own and the row is written after the last
-one. The files were read, split and checked by ``prepare`` before the first
-statement of the run was sent.
+on rollback, the delete) of its tracking row and the append of its journal
+row; with ``transaction: false`` each statement commits on its own and the
+rows are written after the last one. A file that fails is journaled after its
+rollback. The files were read, split and checked by ``prepare`` before the
+first statement of the run was sent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from .backends.base import Backend
@@ -21,7 +23,8 @@ from .errors import (
     StatementError,
     TrackingRowError,
 )
-from .log import DEBUG, logger
+from .journal import APPLIED, FAILED, ROLLED_BACK, JournalRecord, now, stored_text
+from .log import DEBUG, debug, logger
 from .model import UP
 from .prepare import PreparedFile, load_statements
 from .splitting import Statement
@@ -36,6 +39,7 @@ class StepResult(NamedTuple):
     seconds: float
     statements: int
     skipped: bool = False
+    from_journal: bool = False  # ran the down.sql the journal kept (the folder is gone)
 
     @property
     def outcome(self) -> str:
@@ -48,7 +52,8 @@ class StepResult(NamedTuple):
         """The JSON shape of one step of ``migrate --json`` (documented in README)."""
         return {"version": self.version, "description": self.description,
                 "direction": self.direction, "seconds": round(self.seconds, 6),
-                "statements": self.statements, "outcome": self.outcome}
+                "statements": self.statements, "outcome": self.outcome,
+                "from_journal": self.from_journal}
 
 
 Progress = Callable[[StepResult], None]
@@ -86,20 +91,46 @@ def run_file(backend: Backend, prepared: PreparedFile,
     log = logger(__name__)  # asked once per file: each statement's DEBUG line is optional
     statement_log = log if log is not None and log.isEnabledFor(DEBUG) else None
     execution = _Execution(backend, prepared, len(statements), statement_log, on_statement)
-    if prepared.transactional:
-        done = _run_in_transaction(execution, statements)
-    else:
-        done = _run_statement_by_statement(execution, statements)
+    try:
+        if prepared.transactional:
+            done = _run_in_transaction(execution, statements)
+        else:
+            done = _run_statement_by_statement(execution, statements)
+    except (StatementError, TrackingRowError) as error:
+        _journal_failure(execution, error)
+        raise
     return StepResult(prepared.version, prepared.description, prepared.direction,
-                      time.perf_counter() - started, len(statements), skipped=not done)
+                      time.perf_counter() - started, len(statements), skipped=not done,
+                      from_journal=prepared.from_journal)
 
 
-def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
+def _journal_failure(run: _Execution, error: StatementError | TrackingRowError) -> None:
+    """Append the failed run to the journal, after its rollback, in a transaction of its
+    own. The error is what the user must see: a journal that cannot be written (the
+    connection died with the statement) is logged, never raised over it."""
+    backend = run.backend
+    try:
+        with backend.transaction():
+            backend.journal(run.journal_record(FAILED, str(error)))
+    except Exception as failure:
+        if not backend.is_driver_error(failure):
+            raise
+        debug(__name__, "could not journal the failed run of %s: %s", run.prepared.version,
+              backend.error_message(failure))
+
+
+def _bookkeeping(run: _Execution) -> None:
+    """Write (or delete) the tracking row and append the journal row."""
+    backend, prepared = run.backend, run.prepared
+    table = backend.table
     try:
         if prepared.direction == UP:
             backend.record(prepared.version, prepared.description, prepared.checksum)
         else:
             backend.unrecord(prepared.row_version)
+        table = backend.table.journal
+        backend.journal(run.journal_record(APPLIED if prepared.direction == UP
+                                           else ROLLED_BACK))
     except Exception as error:
         if not backend.is_driver_error(error):
             raise
@@ -111,7 +142,7 @@ def _bookkeeping(backend: Backend, prepared: PreparedFile) -> None:
         else:
             outcome = "The file's transaction was rolled back: nothing of it stayed."
         raise TrackingRowError(version=prepared.version, path=prepared.path,
-                               table=str(backend.table),
+                               table=str(table),
                                database_message=backend.error_message(error),
                                outcome=outcome, direction=prepared.direction) from None
 
@@ -122,6 +153,9 @@ def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
         return False  # nobody else can have run since this process planned under the lock
     recorded = backend.is_recorded(prepared.row_version)
     return recorded if prepared.direction == UP else not recorded
+
+
+_ERROR_CAP = 8000  # characters of an error message the journal keeps
 
 
 class _Execution:
@@ -135,6 +169,22 @@ class _Execution:
         self.log = log  # a logger enabled for DEBUG, or None
         self.on_statement = on_statement
         self.executed: list[Statement] = []
+        self.started_at: datetime = now()
+        self.started = time.perf_counter()
+
+    def journal_record(self, outcome: str, error: str | None = None) -> JournalRecord:
+        """This run as a journal row: what ran, the down.sql of an up run, how it went."""
+        prepared = self.prepared
+        header = prepared.migration.header
+        assert header is not None, "prepare() only takes migrations with their header"
+        down = prepared.down
+        return JournalRecord(
+            prepared.version, prepared.direction, prepared.description, prepared.checksum,
+            stored_text(prepared.source), prepared.source.checksum, stored_text(down),
+            down.checksum if down is not None else None, header.transaction,
+            header.rollback, prepared.source.location, self.started_at,
+            time.perf_counter() - self.started, outcome,
+            None if error is None else error[:_ERROR_CAP], len(self.executed))
 
     def execute(self, statement: Statement, *, in_transaction: bool) -> None:
         """Run one statement; a StatementError says where it failed and what stayed."""
@@ -173,7 +223,7 @@ def _run_in_transaction(run: _Execution, statements: Sequence[Statement]) -> boo
             return False  # the transaction wrote nothing
         for statement in statements:
             run.execute(statement, in_transaction=True)
-        _bookkeeping(run.backend, run.prepared)
+        _bookkeeping(run)
     return True
 
 
@@ -186,7 +236,7 @@ def _run_statement_by_statement(run: _Execution, statements: Sequence[Statement]
     for statement in statements:
         run.execute(statement, in_transaction=False)
     with run.backend.transaction():
-        _bookkeeping(run.backend, run.prepared)
+        _bookkeeping(run)
     return True
 
 

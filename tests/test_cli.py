@@ -169,16 +169,17 @@ def test_a_long_file_shows_its_progress_on_a_terminal_only(tmp_path: Path) -> No
     slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
             "WHERE x < 200000) SELECT count(*) FROM c;\n")
     migrations = tmp_path / "migrations"
-    write_version(migrations, "001_slow", slow * 12)
+    # Twice the half second after which a file is drawn, so that a fast machine draws it.
+    write_version(migrations, "001_slow", slow * 25)
     write_version(migrations, "002_quick", "CREATE TABLE t (a INT);\n")
-    write_version(migrations, "003_fails", slow * 12 + "SELECT * FROM nope;\n")
+    write_version(migrations, "003_fails", slow * 25 + "SELECT * FROM nope;\n")
     for name, quiet in (("tty.db", []), ("quiet.db", ["-q"])):
         shown = run_on_terminal(["migrate", *quiet, "--database", name, "--migrations",
                                      str(migrations), "--config", "/dev/null"], tmp_path)
         if quiet:
             assert re.search(r"statement \d+ of \d+", shown) is None
         else:
-            assert "\r\x1b[K  001 slow: statement " in shown and " of 12 (" in shown
+            assert "\r\x1b[K  001 slow: statement " in shown and " of 25 (" in shown
             assert "002 quick: statement" not in shown  # quick files never draw
             assert "applied\x1b[0m 001 slow" in shown or "applied 001 slow" in shown
             assert "003 fails: statement" in shown  # then the error, on a line of its own

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
 from ..splitting import head_words
 from .base import Backend
@@ -40,6 +41,11 @@ _IMPLICIT_COMMIT = frozenset([
 class MySQLBackend(Backend):
     dialect = "mysql"
     version_type = "VARCHAR(255)"
+    journal_id_type = "BIGINT AUTO_INCREMENT PRIMARY KEY"
+    journal_text_type = "MEDIUMTEXT"  # TEXT holds 64 KiB; the journal keeps up to 1 MiB
+    journal_time_type = "DATETIME(6)"
+    # utf8mb4 whatever the database's default: the SQL kept may hold any character.
+    journal_table_options = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
 
     _connection: Any = None
 
@@ -120,9 +126,9 @@ class MySQLBackend(Backend):
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
 
-    def table_exists(self) -> bool:
+    def relation_exists(self, table: TableName) -> bool:
         rows = self.query("SELECT 1 FROM information_schema.tables WHERE table_schema = "
-                          "DATABASE() AND table_name = %s", [self.table.name])
+                          "DATABASE() AND table_name = %s", [table.name])
         return bool(rows)
 
     @property

@@ -12,10 +12,12 @@ string with two statements, so a mis-split can never run unnoticed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
 from .base import Backend
 
@@ -31,6 +33,7 @@ _ENDS = "If that process is stuck, `{};` ends it and frees the lock."
 
 class PostgresBackend(Backend):
     dialect = "postgresql"
+    journal_time_type = "TIMESTAMPTZ"
 
     _connection: Any = None
 
@@ -133,9 +136,12 @@ class PostgresBackend(Backend):
     def quote(self, identifier: str) -> str:
         return f'"{identifier}"'
 
-    def table_exists(self) -> bool:
-        rows = self.query("SELECT to_regclass(%s) IS NOT NULL", [self.table_sql])
+    def relation_exists(self, table: TableName) -> bool:
+        rows = self.query("SELECT to_regclass(%s) IS NOT NULL", [self.qualified(table)])
         return bool(rows[0][0])
+
+    def journal_time(self, moment: datetime.datetime) -> object:
+        return moment  # an aware datetime: psycopg sends it as timestamptz
 
     def ensure_table(self) -> None:
         if self.table.schema:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..config import TableName
 from ..errors import DatabaseError
 from .base import Backend
 
@@ -22,6 +23,9 @@ from .base import Backend
 class SQLiteBackend(Backend):
     dialect = "sqlite"
     placeholder = "?"
+    # AUTOINCREMENT: an id is never reused, even after the newest row is deleted by hand.
+    journal_id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    journal_time_type = "TEXT"  # SQLite has no time type; ISO text sorts and reads well
     lock_covers_run = False  # BEGIN IMMEDIATE locks one file's transaction
 
     @contextlib.contextmanager
@@ -98,7 +102,8 @@ class SQLiteBackend(Backend):
                 "application)", f"`fuser -v {path}` lists the processes that have it open.")
 
     def ensure_table(self) -> None:
-        if not self.table_exists():  # a read: no write lock needed when the table is there
+        # Reads first: no write lock is needed when both tables are there.
+        if not (self.table_exists() and self.journal_exists()):
             with self.transaction():  # the write lock, waited for as for a file
                 super().ensure_table()
 
@@ -112,10 +117,13 @@ class SQLiteBackend(Backend):
                 raise
             raise self.lock_timeout_error(*self._writer()) from None
 
-    def table_exists(self) -> bool:
+    def relation_exists(self, table: TableName) -> bool:
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                          [self.table.name])
+                          [table.name])
         return bool(rows)
+
+    def strip_zeros(self, expression: str) -> str:
+        return f"ltrim({expression}, '0')"
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
