@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
 from .discovery import discover, read_headers
-from .errors import DatabaseError
+from .errors import DatabaseError, JournalMissingError, UsageError
 from .log import debug
 from .model import (
     DOWN,
@@ -32,6 +32,7 @@ from .planner import (
 )
 
 if TYPE_CHECKING:
+    from .gitbase import GitVerifyResult
     from .prepare import PreparedFile
     from .runner import Progress, StatementProgress, StepResult
 
@@ -136,6 +137,40 @@ class VerifyResult(NamedTuple):
                 "unverified": self.unverified, "nothing_applied": self.nothing_applied or None}
 
 
+class HistoryResult(NamedTuple):
+    """The journal's rows, newest first (``journal_found`` False: the database has no
+    journal yet, as one made by an earlier release or by Sibila)."""
+
+    database: str
+    journal: str
+    entries: list[JournalEntry]
+    journal_found: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``history --json`` (documented in README)."""
+        return {"database": self.database, "journal": self.journal,
+                "journal_found": self.journal_found,
+                "runs": [_journal_dict(entry) for entry in self.entries]}
+
+
+def _journal_dict(entry: JournalEntry) -> dict[str, Any]:
+    """One journal row for JSON, without the SQL texts (``diff`` shows those)."""
+    shown = entry._asdict()
+    del shown["sql"], shown["down_sql"]
+    return shown
+
+
+class DiffResult(NamedTuple):
+    """The up.sql that ran (from the journal) against the file now."""
+
+    version: str
+    same: bool
+    diff: str  # a unified diff; empty when same, or when only checksums could be compared
+    applied: JournalEntry
+    file: str | None  # the up.sql now (None: the folder is gone)
+    note: str = ""  # what could not be compared, and why
+
+
 class RepairResult(NamedTuple):
     """What ``repair`` changed in the tracking table."""
 
@@ -205,6 +240,66 @@ class Migrator:
                        "nothing); for a database that is new on purpose, pass --allow-empty.")
         return VerifyResult(versions(State.EDITED), versions(State.MISSING),
                             versions(State.UNVERIFIED), report, nothing)
+
+    def verify_against_git(self, ref: str, *, out_of_order: bool = False) -> GitVerifyResult:
+        """Without a database: the versions at git ``ref`` are unchanged in the work tree
+        (checksum), none removed, and new ones sort after its newest (README:
+        verify --git-base)."""
+        from .gitbase import verify_against_git
+
+        return verify_against_git(self.settings.migrations_dir, ref,
+                                  self.settings.database.dialect, out_of_order=out_of_order)
+
+    def history(self, version: str | None = None, *, limit: int | None = None
+                ) -> HistoryResult:
+        """The journal, newest first: every run of every file (or of ``version``)."""
+        if limit is not None and limit < 1:
+            raise UsageError("give a number of rows of 1 or more.", argument="limit",
+                             value=limit)
+        database = self.settings.database.redacted()
+        journal = str(self.settings.table.journal)
+        with self._session() as backend:
+            if not (backend.connect(create=False) and backend.journal_exists()):
+                return HistoryResult(database, journal, [], journal_found=False)
+            entries = backend.read_journal(version=version, limit=limit, with_sql=False)
+        return HistoryResult(database, journal, entries)
+
+    def diff(self, version: str) -> DiffResult:
+        """The up.sql that ran, as the journal kept it, against the file now."""
+        import difflib
+
+        with self._session() as backend:
+            found = backend.connect(create=False) and backend.journal_exists()
+            runs = backend.read_journal(version=version, outcome="applied", direction=UP,
+                                        limit=1) if found else []
+        if not runs:
+            raise JournalMissingError(
+                f"diff {version}: the journal of {self.settings.database.redacted()} holds no "
+                f"applied run of version {version}" + ("" if found else " (it has no journal "
+                "yet: it was last migrated by an earlier release or by Sibila)") + ". A "
+                "version applied before the journal existed, or recorded by baseline, has "
+                "no SQL kept; `sibila-sqlmig status` still compares its checksum.")
+        applied = runs[0]
+        from .planner import build_status, find_version
+
+        entry = find_version(build_status(self._discover(headers=False, unwritten_ok=True), []),
+                             version)
+        now = entry.migration.up if entry is not None and entry.migration else None
+        same = now is not None and now.checksum == applied.sql_checksum
+        label = f"{applied.version}/up.sql as applied {applied.started_at} UTC"
+        if applied.sql is None:
+            note = (f"the journal kept only the checksum of {applied.file} (larger than "
+                    f"{_sql_cap()} bytes), so only checksums were compared")
+            return DiffResult(applied.version, same, "", applied,
+                              now.location if now else None, note)
+        from .sqlfile import read_text
+
+        text_now = read_text(now) if now is not None else ""
+        lines = difflib.unified_diff(
+            applied.sql.splitlines(keepends=True), text_now.splitlines(keepends=True),
+            fromfile=label, tofile=now.location if now else "(the folder is gone)")
+        return DiffResult(applied.version, same, "".join(lines), applied,
+                          now.location if now else None)
 
     # --- changing the database ---------------------------------------------------------
     #
@@ -366,6 +461,12 @@ class Migrator:
                 raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
                                     f"{backend.error_message(error)}") from None
             yield
+
+
+def _sql_cap() -> int:
+    from .journal import SQL_CAP
+
+    return SQL_CAP
 
 
 def _kept_downs(backend: Backend, versions: Sequence[str]) -> dict[str, JournalEntry | None]:

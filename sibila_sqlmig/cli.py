@@ -107,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.add_argument("--allow-empty", action="store_true",
                         help="pass on a database where no version is applied yet")
+    verify.add_argument("--git-base", metavar="REF",
+                        help="no database: compare with the versions at git REF (edited, "
+                        "removed, new ones numbered before REF's newest)")
+    verify.add_argument("--out-of-order", action="store_true",
+                        help="with --git-base: allow new versions numbered before REF's newest")
+
+    history = add("history", "the journal: every run of every file, newest first")
+    history.add_argument("version", metavar="VERSION", nargs="?",
+                         help="only this version's runs")
+    history.add_argument("--limit", metavar="N", type=int, help="at most N rows")
+    history.add_argument("--json", action="store_true", help="print JSON")
+
+    diff = add("diff", "the up.sql that ran (kept by the journal) against the file now; "
+               "exit 1 when they differ")
+    diff.add_argument("version", metavar="VERSION")
 
     baseline = add("baseline", "record versions up to VERSION as applied without running them")
     baseline.add_argument("version", metavar="VERSION")
@@ -302,6 +317,12 @@ def _create(args: argparse.Namespace, out: Output) -> int:
 def _verify(args: argparse.Namespace, out: Output) -> int:
     from .planner import drift_problems
 
+    if args.git_base is not None:
+        return _verify_git(args, out)
+    if args.out_of_order:
+        from .errors import UsageError
+
+        raise UsageError("--out-of-order only applies with --git-base REF.")
     result = _migrator(args, out).verify(allow_empty=args.allow_empty)
     if args.json:
         out.json(result.to_dict())
@@ -315,6 +336,64 @@ def _verify(args: argparse.Namespace, out: Output) -> int:
                      f"{', '.join(result.unverified)}; `sibila-sqlmig repair` records them.")
         out.line("verify: OK" if result.ok else "verify: FAILED", always=True)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _verify_git(args: argparse.Namespace, out: Output) -> int:
+    result = _migrator(args, out).verify_against_git(args.git_base,
+                                                     out_of_order=args.out_of_order)
+    if args.json:
+        out.json(result.to_dict())
+        return EXIT_OK if result.ok else EXIT_FAILED
+    for line in result.problems():
+        out.line(f"  {line}", always=True)
+    if result.added:
+        out.line(f"new since {result.ref}: {', '.join(result.added)}")
+    if result.late_allowed:
+        out.line(f"new, numbered before {result.ref}'s newest ({result.base_newest}), allowed "
+                 f"by --out-of-order: {', '.join(result.late_allowed)}")
+    out.line(f"verify --git-base {result.ref}: {'OK' if result.ok else 'FAILED'}", always=True)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _history(args: argparse.Namespace, out: Output) -> int:
+    result = _migrator(args, out).history(args.version, limit=args.limit)
+    if args.json:
+        out.json(result.to_dict())
+        return EXIT_OK
+    if not result.journal_found:
+        out.line(f"No journal in {result.database} yet ({result.journal}): it is created by "
+                 "the next migrate, rollback, baseline or repair that changes something.")
+        return EXIT_OK
+    if not result.entries:
+        out.line("No runs recorded" + (f" of version {args.version}." if args.version else "."))
+    colours = {"applied": "32", "rolled back": "33", "failed": "31"}
+    for entry in result.entries:
+        took = f"{entry.seconds:.3f} s" if entry.seconds is not None else ""
+        outcome = out.paint(entry.outcome.ljust(17), colours.get(entry.outcome, "36"))
+        out.line(f"  {entry.id:>5} {entry.started_at[:19]}  {entry.version:<8} "
+                 f"{entry.direction:<4} {outcome} {took:>9} {entry.statements:>4} stmt  "
+                 f"{entry.user}@{entry.host}  {entry.description}", always=True)
+        if entry.error:
+            out.line(f"        {entry.error.splitlines()[0]}", always=True)
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace, out: Output) -> int:
+    result = _migrator(args, out).diff(args.version)
+    if result.diff:
+        out.line(result.diff.rstrip("\n"), always=True)  # the diff is the result
+    if result.note:
+        out.line(f"{result.version}: {result.note}.")
+    if result.same:
+        out.line(f"{result.version}: up.sql is as it was when it ran ({result.applied.started_at} "
+                 "UTC).")
+    elif result.file is None:
+        out.line(f"{result.version}: its folder is gone; above is the up.sql that ran.",
+                 always=True)
+    else:
+        out.line(f"{result.version}: {result.file} differs from the up.sql that ran.",
+                 always=True)
+    return EXIT_OK if result.same else EXIT_FAILED
 
 
 def _baseline(args: argparse.Namespace, out: Output) -> int:
@@ -349,4 +428,6 @@ _COMMANDS = {
     "verify": _verify,
     "baseline": _baseline,
     "repair": _repair,
+    "history": _history,
+    "diff": _diff,
 }

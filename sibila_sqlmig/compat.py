@@ -184,6 +184,12 @@ class MigrationManager:
         """False when an applied version was edited or is missing on disk."""
         return self.migrator.verify(allow_empty=True).ok
 
+    def get_history(self, version: str | None = None, *,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        """The journal, newest first, as ``history --json`` gives its runs (no SQL texts;
+        an empty list when the database has no journal yet)."""
+        return self.migrator.history(version, limit=limit).to_dict()["runs"]  # type: ignore[no-any-return]
+
 
 def tables(database: str | None = None, *, config: PathLike | None = None) -> None:
     """Sibila's legacy start-up call: create documents_info and paragraphs_metadatas.

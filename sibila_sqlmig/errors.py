@@ -132,6 +132,11 @@ class RollbackRefused(SqlmigError):
     """Rollback cannot run: nothing applied, a down.sql without statements, a folder gone."""
 
 
+class JournalMissingError(SqlmigError):
+    """The journal holds no record that a command needs (``diff`` of a version that ran
+    before the journal existed)."""
+
+
 class FileChangedError(SqlmigError):
     """A file changed on disk after it was checked, while the run was under way."""
 

@@ -58,11 +58,15 @@ def create_version(migrations_dir: Path, description: str, *, style: str) -> Pat
     header = f"description: {json.dumps(description.strip(), ensure_ascii=False)}\n"
     (folder / HEADER_FILE).write_text(
         header + "# transaction: false   # uncomment for statements that cannot run in a "
-        "transaction\n", encoding="utf-8")
+        "transaction\n"
+        "# rollback: noop        # nothing to undo: rollback only deletes the row "
+        "(or: irreversible)\n", encoding="utf-8")
     (folder / UP_FILE).write_text(
         f"-- {version}: {description.strip()}\n-- Write the change here. The whole file runs in "
         "one transaction.\n", encoding="utf-8")
     (folder / DOWN_FILE).write_text(
-        f"-- Reverses {version}. Leave only comments if this version cannot be rolled back.\n",
-        encoding="utf-8")
+        f"-- Reverses {version}: write the statements that undo up.sql.\n"
+        "-- Nothing to undo? Put 'rollback: noop' in migration.yaml. Cannot be undone? Put\n"
+        "-- 'rollback: irreversible' there. A down.sql of only comments without either key\n"
+        "-- refuses to roll back.\n", encoding="utf-8")
     return folder

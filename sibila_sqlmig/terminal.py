@@ -142,5 +142,7 @@ class LiveProgress:
             out.line(f"skipped {step.version} {step.description}: another process did it")
             return
         detail = f", {step.statements} statements" if out.verbose else ""
+        if step.from_journal:  # said even with --quiet: the files on disk did not run
+            detail += "; its folder is gone: ran the down.sql the journal kept when it applied"
         out.line(f"{out.paint(step.outcome, '32')} {step.version} {step.description} "
-                 f"({step.seconds:.3f} s{detail})")
+                 f"({step.seconds:.3f} s{detail})", always=step.from_journal)

@@ -251,7 +251,8 @@ def test_the_pre_commit_hook_checks_a_folder_without_a_database(tmp_path: Path) 
 
     from conftest import ROOT
 
-    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    [hook] = [hook for hook in hooks if hook["id"] == "sibila-sqlmig-check"]
     assert hook["language"] == "python" and hook["pass_filenames"] is False
     program, *args = shlex.split(hook["entry"])
     assert program == "sibila-sqlmig"
