@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -281,13 +282,17 @@ class Backend(abc.ABC):
         from ..journal import client
 
         values = [*row[:11], self.journal_time(row.started_at), *row[12:], *client()]
-        marks = ", ".join([self.placeholder] * len(values))
-        self.query(f"INSERT INTO {self.qualified(self.table.journal)} ({_JOURNAL_COLUMNS}) "
-                   f"VALUES ({marks})", values)
+        self.query(self._journal_insert, values)
+
+    @functools.cached_property
+    def _journal_insert(self) -> str:
+        marks = ", ".join([self.placeholder] * len(_JOURNAL_COLUMN_NAMES))
+        return (f"INSERT INTO {self.qualified(self.table.journal)} ({_JOURNAL_COLUMNS}) "
+                f"VALUES ({marks})")
 
     def journal_time(self, moment: datetime.datetime) -> object:
         """A UTC time as the journal's time column takes it (text without a zone)."""
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
     def read_journal(self, *, version: str | None = None, limit: int | None = None,
                      outcome: str | None = None, direction: str | None = None,

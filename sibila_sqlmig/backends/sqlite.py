@@ -23,8 +23,9 @@ from .base import Backend
 class SQLiteBackend(Backend):
     dialect = "sqlite"
     placeholder = "?"
-    # AUTOINCREMENT: an id is never reused, even after the newest row is deleted by hand.
-    journal_id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    # The rowid (not AUTOINCREMENT, whose sqlite_sequence row every commit would write):
+    # the journal is only appended to, so max(id) + 1 is never an id used before.
+    journal_id_type = "INTEGER PRIMARY KEY"
     journal_time_type = "TEXT"  # SQLite has no time type; ISO text sorts and reads well
     lock_covers_run = False  # BEGIN IMMEDIATE locks one file's transaction
 
