@@ -48,6 +48,7 @@ class RunResult(NamedTuple):
     planned: list[PreparedFile]
     steps: Sequence[StepResult] = ()
     warnings: Sequence[str] = ()
+    backup: str | None = None  # SQLite: the backup taken before the run
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``--dry-run --json`` (documented in README); a real run
@@ -71,6 +72,7 @@ class RunResult(NamedTuple):
         if not self.dry_run:
             result["ok"] = True
             result["steps"] = [step.to_dict() for step in self.steps]
+            result["backup"] = self.backup
         return result
 
 
@@ -171,6 +173,15 @@ class DiffResult(NamedTuple):
     note: str = ""  # what could not be compared, and why
 
 
+class RestoreResult(NamedTuple):
+    """What ``restore`` put back, the backup it took of the file first, and the versions
+    the restored database records."""
+
+    restored_from: str
+    safety_backup: str | None  # None: there was no database file to keep
+    applied: list[str]
+
+
 class RepairResult(NamedTuple):
     """What ``repair`` changed in the tracking table."""
 
@@ -187,7 +198,8 @@ class Migrator:
                  migrations: str | os.PathLike[str] | None = None,
                  config: str | os.PathLike[str] | None = None, table: str | None = None,
                  lock_timeout: float | None = None, wait: float | None = None,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 backup: bool | None = None, notify: Callable[[str], None] | None = None,
+                 on_connect: Callable[[Any], None] | None = None) -> None:
         """Use ``settings``, or resolve them as the command line does: each keyword given
         here wins over the environment, then sibila_sqlmig.yaml, then the default.
 
@@ -195,20 +207,26 @@ class Migrator:
         folder; ``config``: the config file (default: sibila_sqlmig.yaml here or in
         a parent folder); ``table``: the tracking table; ``lock_timeout``: seconds to
         wait for another run's lock; ``wait``: seconds to wait for the database to
-        accept connections. ``notify`` is told, in one line, what a run waits for
-        (the database, another run's lock); the Migrator itself never prints.
+        accept connections; ``backup``: False to take no SQLite backup before a run.
+        ``notify`` is told, in one line, what a run waits for (the database, another
+        run's lock) and where it put a backup; the Migrator itself never prints.
+        ``on_connect`` is called with the driver's connection right after connecting
+        (register SQLite functions a migration uses, set session variables).
         """
         given = {"database": database, "migrations": migrations, "config": config,
-                 "table": table, "lock_timeout": lock_timeout, "wait": wait}
+                 "table": table, "lock_timeout": lock_timeout, "wait": wait,
+                 "backup": backup}
         if settings is None:
             settings = load_settings(database=database, migrations=migrations, config=config,
-                                     table=table, lock_timeout=lock_timeout, wait=wait)
+                                     table=table, lock_timeout=lock_timeout, wait=wait,
+                                     backup=backup)
         elif any(value is not None for value in given.values()):
             raise TypeError("Migrator: give settings or the keywords that make them "
                             f"({', '.join(name for name, value in given.items() if value)}), "
                             "not both")
         self.settings = settings
         self.notify = notify
+        self.on_connect = on_connect
 
     # --- read-only ---------------------------------------------------------------------
 
@@ -347,6 +365,7 @@ class Migrator:
             files = _prepare(plan, backend, dry_run)
             if dry_run:
                 return RunResult(direction, True, files)
+            backup = self._back_up(direction, files) if exists else None
             if not exists:
                 backend.connect(create=True)
             with self._locked(backend):
@@ -357,7 +376,46 @@ class Migrator:
 
                 notice = implicit_commit_notice(files)
                 steps = run_files(backend, files, progress, on_statement)
-                return RunResult(direction, False, files, steps, [notice] if notice else [])
+                return RunResult(direction, False, files, steps, [notice] if notice else [],
+                                 backup)
+
+    def _back_up(self, direction: str, files: Sequence[PreparedFile]) -> str | None:
+        """SQLite: a consistent copy of the database file before a run changes it (README:
+        SQLite); None where none is taken (turned off, in memory, another engine)."""
+        settings = self.settings
+        if settings.database.dialect != "sqlite" or not settings.backup:
+            return None
+        from .sqlite_backup import should_back_up, take_backup
+
+        if not should_back_up(settings.database.path):
+            return None
+        taken = take_backup(settings.database.path, direction=direction,
+                            versions=[prepared.version for prepared in files],
+                            keep=settings.backup_keep, timeout=settings.lock_timeout)
+        if self.notify is not None:
+            self.notify(f"backup: {taken} (`sibila-sqlmig restore` puts it back)")
+        return str(taken)
+
+    def restore(self, backup: str | os.PathLike[str] | None = None) -> RestoreResult:
+        """SQLite: put back the newest backup (or ``backup``), after backing up the file as
+        it is now; the result says which versions the database records then."""
+        settings = self.settings
+        if settings.database.dialect != "sqlite":
+            raise UsageError(f"restore puts back the backups sibila-sqlmig takes of SQLite "
+                             f"files; {settings.database.dialect} databases are restored with "
+                             "the server's own tools (pg_restore, mysql).")
+        from .sqlite_backup import restore_backup
+
+        done = restore_backup(settings.database.path, None if backup is None else Path(backup),
+                              keep=settings.backup_keep, timeout=settings.lock_timeout)
+        with self._session() as backend:  # the rows only: the folder may have moved on
+            rows = backend.read_applied() if backend.connect(create=False) else []
+        applied = sorted((row.version for row in rows),
+                         key=lambda version: (not version.isdigit(), int(version)
+                                              if version.isdigit() else 0, version))
+        return RestoreResult(str(done.restored_from),
+                             None if done.safety_backup is None else str(done.safety_backup),
+                             applied)
 
     def baseline(self, version: str) -> list[str]:
         """Record versions up to ``version`` as applied without running them."""
@@ -431,6 +489,7 @@ class Migrator:
         any driver error raised inside becomes a DatabaseError."""
         backend = backend_for(self.settings)
         backend.notify = self.notify
+        backend.on_connect = self.on_connect
         debug(__name__, "database %s, table %s", self.settings.database.redacted(),
               self.settings.table)
         try:

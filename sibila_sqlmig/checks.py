@@ -67,12 +67,25 @@ def check_statements(statements: Sequence[Statement], *, path: Path | str, diale
                 "file already runs in one transaction with its tracking row, and this would "
                 "end it early. Remove it, or set 'transaction: false' in "
                 f"{_header_of(path)} to run each statement on its own."), statement.line))
+        elif dialect == "sqlite" and _sets_foreign_keys(words, statement.sql):
+            problems.append(Problem(Path(path), (
+                "'PRAGMA foreign_keys' does nothing inside a transaction (SQLite ignores it "
+                "there), and this file runs in one. For a table rebuild, remove it and put "
+                f"'foreign_keys: off' in {_header_of(path)}: the pragma is then set outside "
+                "the transaction, and PRAGMA foreign_key_check runs before COMMIT."),
+                statement.line))
         elif _needs_own_transaction(words, dialect):
             problems.append(Problem(Path(path), (
                 f"'{' '.join(leading_words(statement.sql, 4))}' cannot run inside a transaction "
                 f"on {dialect}. Set 'transaction: false' in {_header_of(path)} (and keep such "
                 "statements in a version of their own)."), statement.line))
     return problems
+
+
+def _sets_foreign_keys(words: tuple[str, ...], sql: str) -> bool:
+    """``PRAGMA [schema.]foreign_keys = ...`` (reading the pragma is harmless)."""
+    return words[:1] == ("PRAGMA",) and "FOREIGN_KEYS" in words[1:3] and (
+        "=" in sql or "(" in sql)
 
 
 def _header_of(path: Path | str) -> Path:

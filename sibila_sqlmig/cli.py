@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also apply pending versions older than the newest applied")
     migrate.add_argument("--json", action="store_true",
                          help="print the result (or, with --dry-run, the plan) as JSON")
+    migrate.add_argument("--no-backup", action="store_true",
+                         help="SQLite: take no backup of the database file before the run")
 
     rollback = add("rollback", "run down.sql of the newest applied versions")
     which = rollback.add_mutually_exclusive_group()
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--dry-run", action="store_true", help="show what would run")
     rollback.add_argument("--json", action="store_true",
                           help="print the result (or, with --dry-run, the plan) as JSON")
+    rollback.add_argument("--no-backup", action="store_true",
+                          help="SQLite: take no backup of the database file before the run")
 
     create = add("create", "write a new version folder NNN_slug/")
     create.add_argument("description", help='what the change does, e.g. "Add users table"')
@@ -122,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff = add("diff", "the up.sql that ran (kept by the journal) against the file now; "
                "exit 1 when they differ")
     diff.add_argument("version", metavar="VERSION")
+
+    restore = add("restore", "SQLite: put back the newest backup (or FILE), after backing up "
+                  "the database as it is")
+    restore.add_argument("file", metavar="FILE", nargs="?",
+                         help="the backup to put back (default: the newest of a migrate or "
+                         "rollback)")
 
     baseline = add("baseline", "record versions up to VERSION as applied without running them")
     baseline.add_argument("version", metavar="VERSION")
@@ -174,6 +184,7 @@ def _migrator(args: argparse.Namespace, out: Output) -> Migrator:
     settings = load_settings(database=args.database, migrations=args.migrations,
                              config=args.config, table=args.table,
                              lock_timeout=args.lock_timeout, wait=args.wait,
+                             backup=False if getattr(args, "no_backup", False) else None,
                              relative_paths=True)  # this process never changes folder
     return Migrator(settings, notify=notify)
 
@@ -396,6 +407,18 @@ def _diff(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if result.same else EXIT_FAILED
 
 
+def _restore(args: argparse.Namespace, out: Output) -> int:
+    result = _migrator(args, out).restore(args.file)
+    out.line(f"restored {result.restored_from}", always=True)
+    if result.safety_backup:
+        out.line(f"the database as it was is kept in {result.safety_backup} (restore that "
+                 "file to undo this)")
+    newest = result.applied[-1] if result.applied else "none"
+    out.line(f"the database now records {len(result.applied)} applied version(s); the "
+             f"newest is {newest}. `sibila-sqlmig status` compares it with the folder.")
+    return EXIT_OK
+
+
 def _baseline(args: argparse.Namespace, out: Output) -> int:
     marked = _migrator(args, out).baseline(args.version)
     if marked:
@@ -430,4 +453,5 @@ _COMMANDS = {
     "repair": _repair,
     "history": _history,
     "diff": _diff,
+    "restore": _restore,
 }

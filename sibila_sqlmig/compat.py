@@ -36,27 +36,35 @@ LEGACY_TABLES = (
 PathLike = str | os.PathLike[str]
 
 
+OnConnect = Callable[[Any], None]
+
+
 def _migrator(database: str | None, migrations: PathLike | None, migrations_dir: PathLike | None,
               config: PathLike | None, table: str | None,
-              lock_timeout: float | None) -> Migrator:
+              lock_timeout: float | None, on_connect: OnConnect | None = None) -> Migrator:
     """The Migrator of a Sibila call; ``migrations_dir`` is Sibila's name for ``migrations``."""
     if migrations is not None and migrations_dir is not None:
         raise TypeError("give migrations= or migrations_dir= (its older name), not both")
     return Migrator(database=database, migrations=migrations if migrations is not None
-                    else migrations_dir, config=config, table=table, lock_timeout=lock_timeout)
+                    else migrations_dir, config=config, table=table, lock_timeout=lock_timeout,
+                    on_connect=on_connect)
 
 
 def run_migrations(database: str | None = None, migrations: PathLike | None = None, *,
                    migrations_dir: PathLike | None = None, config: PathLike | None = None,
-                   table: str | None = None, lock_timeout: float | None = None) -> bool:
+                   table: str | None = None, lock_timeout: float | None = None,
+                   on_connect: OnConnect | None = None) -> bool:
     """Apply every pending migration; True on success, False (and a logged error) if not.
 
     Safe to call from every worker at start-up: the migration lock makes each
-    version apply exactly once. The keywords are Migrator's (``migrations_dir``
-    is accepted for ``migrations``).
+    version apply exactly once. On a SQLite file, a backup is taken first when
+    something will run (README: SQLite). The keywords are Migrator's
+    (``migrations_dir`` is accepted for ``migrations``; ``on_connect`` is given the
+    driver's connection, to register the functions a migration uses).
     """
     return _succeeds("migrations", lambda: _migrator(  # the run logs each version it applies
-        database, migrations, migrations_dir, config, table, lock_timeout).migrate())
+        database, migrations, migrations_dir, config, table, lock_timeout,
+        on_connect).migrate())
 
 
 def _succeeds(what: str, action: Callable[[], object]) -> bool:
@@ -96,12 +104,12 @@ def _status_dict(result: StatusResult) -> dict[str, Any]:
 
 def migration_status(database: str | None = None, migrations: PathLike | None = None, *,
                      migrations_dir: PathLike | None = None, config: PathLike | None = None,
-                     table: str | None = None,
-                     lock_timeout: float | None = None) -> dict[str, Any]:
+                     table: str | None = None, lock_timeout: float | None = None,
+                     on_connect: OnConnect | None = None) -> dict[str, Any]:
     """A dict with applied, pending, edited, missing, unverified, total_applied,
     total_pending and current_version. Raises SqlmigError when it cannot tell."""
     return _status(_migrator(database, migrations, migrations_dir, config, table,
-                             lock_timeout))
+                             lock_timeout, on_connect))
 
 
 def _status(migrator: Migrator) -> dict[str, Any]:
@@ -114,10 +122,11 @@ class MigrationManager:
 
     def __init__(self, database: str | None = None, migrations: PathLike | None = None, *,
                  migrations_dir: PathLike | None = None, config: PathLike | None = None,
-                 table: str | None = None, lock_timeout: float | None = None) -> None:
+                 table: str | None = None, lock_timeout: float | None = None,
+                 on_connect: OnConnect | None = None) -> None:
         """The same keywords as run_migrations()."""
         self.migrator = _migrator(database, migrations, migrations_dir, config, table,
-                                  lock_timeout)
+                                  lock_timeout, on_connect)
         settings = self.migrator.settings
         given = migrations if migrations is not None else migrations_dir
         #: The migrations folder as configured (as given, or relative to the working folder).
@@ -218,11 +227,13 @@ def tables(database: str | None = None, *, config: PathLike | None = None) -> No
 
 def check_database_health(database: str | None = None, migrations: PathLike | None = None, *,
                           migrations_dir: PathLike | None = None,
-                          config: PathLike | None = None, table: str | None = None) -> bool:
+                          config: PathLike | None = None, table: str | None = None,
+                          on_connect: OnConnect | None = None) -> bool:
     """Sibila's start-up check: True when the database answers and the migrations folder
     reads; False (and a logged error) otherwise. Never raises."""
     try:
-        migrator = _migrator(database, migrations, migrations_dir, config, table, None)
+        migrator = _migrator(database, migrations, migrations_dir, config, table, None,
+                             on_connect)
         migrator.status()  # the server answers, the folder reads
         url = migrator.settings.database
         if url.dialect == "sqlite" and not _sqlite_file_possible(url.path):
@@ -247,11 +258,13 @@ def _sqlite_file_possible(path: str) -> bool:
 
 def auto_migrate_on_startup(database: str | None = None, migrations: PathLike | None = None,
                             *, migrations_dir: PathLike | None = None,
-                            config: PathLike | None = None, table: str | None = None) -> bool:
+                            config: PathLike | None = None, table: str | None = None,
+                            on_connect: OnConnect | None = None) -> bool:
     """Sibila's start-up: its legacy tables() on SQLite, then run_migrations(), then a
     status line in the log. True/False; never raises."""
     try:
-        migrator = _migrator(database, migrations, migrations_dir, config, table, None)
+        migrator = _migrator(database, migrations, migrations_dir, config, table, None,
+                             on_connect)
         if migrator.settings.database.dialect == "sqlite":
             tables(str(migrator.settings.database.path), config=config)
         migrator.migrate()

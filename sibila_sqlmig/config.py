@@ -32,7 +32,9 @@ ENV_TABLE = "SIBILA_SQLMIG_TABLE"
 ENV_LOCK_TIMEOUT = "SIBILA_SQLMIG_LOCK_TIMEOUT"
 ENV_WAIT = "SIBILA_SQLMIG_WAIT"
 
-_CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style", "wait")
+_CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style", "wait",
+                "backup", "backup_keep", "sqlite_foreign_keys")
+DEFAULT_BACKUP_KEEP = 3
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # The tables beside the tracking table take its name plus a suffix; PostgreSQL cuts
 # names at 63 bytes, so the tracking table's own name leaves room for the longest.
@@ -81,6 +83,9 @@ class Settings(NamedTuple):
     version_style: str = "sequential"
     config_file: Path | None = None
     wait: float = 0.0  # seconds to wait for the database to accept connections
+    backup: bool = True  # SQLite: a backup before a run that changes the database file
+    backup_keep: int = DEFAULT_BACKUP_KEEP  # SQLite: how many backups of a database to keep
+    sqlite_foreign_keys: bool = False  # SQLite: enforce foreign keys (SQLite's default: off)
 
 
 def load_settings(
@@ -91,6 +96,7 @@ def load_settings(
     table: str | None = None,
     lock_timeout: float | None = None,
     wait: float | None = None,
+    backup: bool | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     relative_paths: bool = False,
@@ -135,6 +141,15 @@ def load_settings(
                                       DEFAULT_LOCK_TIMEOUT)
     style, _, _ = pick(None, (), "version_style", "sequential")
     wait_value, wait_source, _ = pick(wait, (ENV_WAIT,), "wait", 0.0)
+    backup_value, _, _ = pick(backup, (), "backup", True)
+    keep, _, _ = pick(None, (), "backup_keep", DEFAULT_BACKUP_KEEP)
+    foreign_keys, _, _ = pick(None, (), "sqlite_foreign_keys", False)
+    for flag, key in ((backup_value, "backup"), (foreign_keys, "sqlite_foreign_keys")):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{config_path}: '{key}' must be true or false, not {flag!r}.")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ConfigError(f"{config_path}: 'backup_keep' must be a whole number of 1 or "
+                          f"more, not {keep!r} (to take no backups, set 'backup: false').")
     for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table")):
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
@@ -146,6 +161,9 @@ def load_settings(
         version_style=_parse_style(style, config_path),
         config_file=config_path,
         wait=_parse_seconds(wait_value, wait_source, "wait"),
+        backup=backup_value,
+        backup_keep=keep,
+        sqlite_foreign_keys=foreign_keys,
     )
 
 

@@ -35,7 +35,8 @@ from .sqlfile import MISSING, read_sql_file, read_text
 from .yamlfile import YamlProblem, read_mapping
 
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
-HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool, "rollback": str}
+HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool, "rollback": str,
+                                "foreign_keys": bool}
 # The text of small up.sql files is kept (it is what runs) up to this much in all.
 KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
@@ -222,7 +223,9 @@ def _validate_header(location: str, data: dict[str, Any],
                 "(sql: run down.sql; noop: nothing to undo; irreversible: refuse)")
     if len(problems) > found:
         return None
-    return Header(str(description), bool(data.get("transaction", True)), str(rollback))
+    foreign_keys = data.get("foreign_keys")
+    return Header(str(description), bool(data.get("transaction", True)), str(rollback),
+                  None if foreign_keys is None else bool(foreign_keys))
 
 
 def _short(value: object) -> str:

@@ -132,6 +132,31 @@ class RollbackRefused(SqlmigError):
     """Rollback cannot run: nothing applied, a down.sql without statements, a folder gone."""
 
 
+class ForeignKeyCheckError(SqlmigError):
+    """SQLite's ``PRAGMA foreign_key_check`` found rows whose parent is missing at the end
+    of a file run with ``foreign_keys: off``; the file was rolled back."""
+
+    def __init__(self, *, version: str, path: Path, direction: str,
+                 violations: Sequence[tuple[str, int | None, str, int]]) -> None:
+        self.version = version
+        self.path = path
+        self.direction = direction
+        self.violations = list(violations)
+        verb = "applying" if direction == "up" else "rolling back"
+        state = ("it was not recorded" if direction == "up"
+                 else "it is still recorded as applied")
+        shown = [f"  table {table} rowid {rowid}: references {parent} (foreign key {key})"
+                 for table, rowid, parent, key in self.violations[:20]]
+        if len(self.violations) > 20:
+            shown.append(f"  ... and {len(self.violations) - 20} more")
+        super().__init__("\n".join([
+            f"{path}: {verb} version {version} left {len(self.violations)} row(s) whose "
+            "foreign key points to no parent (PRAGMA foreign_key_check, run because of "
+            f"'foreign_keys: off'). The file was rolled back and {state}:", *shown,
+            "  Fix the statements (copy the rows the children need, keep the parent's keys) "
+            "or the data, and run the command again."]))
+
+
 class JournalMissingError(SqlmigError):
     """The journal holds no record that a command needs (``diff`` of a version that ran
     before the journal existed)."""

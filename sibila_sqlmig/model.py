@@ -54,6 +54,9 @@ class Header(NamedTuple):
     description: str
     transaction: bool = True
     rollback: str = ROLLBACK_SQL  # one of ROLLBACK_MODES
+    # SQLite: PRAGMA foreign_keys for this file, set outside its transaction (False: the
+    # table-rebuild procedure, with PRAGMA foreign_key_check before COMMIT); None: as is.
+    foreign_keys: bool | None = None
 
 
 class Migration(NamedTuple):

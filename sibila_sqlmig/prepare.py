@@ -109,6 +109,10 @@ def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
             if problem is not None:
                 problems.append(problem)
                 continue
+        problem = _foreign_keys_problem(prepared, backend.dialect)
+        if problem is not None:
+            problems.append(problem)
+            continue
         refusals += refused
         files.append(prepared)
     if problems:
@@ -116,6 +120,23 @@ def prepare(plan: Plan, backend: Backend, *, keep_statements: bool = False
     if refusals:
         raise StatementRefused(refusals)
     return files
+
+
+def _foreign_keys_problem(prepared: PreparedFile, dialect: str) -> Problem | None:
+    """``foreign_keys:`` is SQLite's pragma, set around a file's transaction."""
+    header = prepared.migration.header
+    if header is None or header.foreign_keys is None:
+        return None
+    where = prepared.path.parent / "migration.yaml"
+    if dialect != "sqlite":
+        return Problem(where, f"'foreign_keys' is for SQLite's table rebuilds; on {dialect} "
+                       "remove it (write SET FOREIGN_KEY_CHECKS = 0 on MySQL, or defer the "
+                       "constraints on PostgreSQL, in the file itself)")
+    if not header.transaction:
+        return Problem(where, "'foreign_keys' needs 'transaction: true' (its check runs "
+                       "before COMMIT); with 'transaction: false' write PRAGMA foreign_keys "
+                       "in the file itself")
+    return None
 
 
 def _rollback_problem(prepared: PreparedFile) -> Problem | None:

@@ -19,6 +19,7 @@ from .backends.base import Backend
 from .errors import (
     ExecutedStatement,
     FileChangedError,
+    ForeignKeyCheckError,
     MigrationFilesError,
     StatementError,
     TrackingRowError,
@@ -96,7 +97,7 @@ def run_file(backend: Backend, prepared: PreparedFile,
             done = _run_in_transaction(execution, statements)
         else:
             done = _run_statement_by_statement(execution, statements)
-    except (StatementError, TrackingRowError) as error:
+    except (StatementError, TrackingRowError, ForeignKeyCheckError) as error:
         _journal_failure(execution, error)
         raise
     return StepResult(prepared.version, prepared.description, prepared.direction,
@@ -104,7 +105,8 @@ def run_file(backend: Backend, prepared: PreparedFile,
                       from_journal=prepared.from_journal)
 
 
-def _journal_failure(run: _Execution, error: StatementError | TrackingRowError) -> None:
+def _journal_failure(run: _Execution,
+                     error: StatementError | TrackingRowError | ForeignKeyCheckError) -> None:
     """Append the failed run to the journal, after its rollback, in a transaction of its
     own. The error is what the user must see: a journal that cannot be written (the
     connection died with the statement) is logged, never raised over it."""
@@ -218,7 +220,10 @@ class _Execution:
 
 
 def _run_in_transaction(run: _Execution, statements: Sequence[Statement]) -> bool:
-    with run.backend.transaction():
+    prepared = run.prepared
+    assert prepared.migration.header is not None, "prepare() only takes migrations with headers"
+    with run.backend.file_transaction(prepared.migration.header, path=prepared.path,
+                                      version=prepared.version, direction=prepared.direction):
         if _already_done(run.backend, run.prepared):
             return False  # the transaction wrote nothing
         for statement in statements:

@@ -17,8 +17,10 @@ def backend_for(settings: Settings) -> Backend:
     if dialect == "sqlite":
         from .sqlite import SQLiteBackend
 
-        backend_class = SQLiteBackend
-    elif dialect == "postgresql":
+        sqlite = SQLiteBackend(settings.database, settings.table, settings.lock_timeout)
+        sqlite.enforce_foreign_keys = settings.sqlite_foreign_keys
+        return sqlite
+    if dialect == "postgresql":
         from .postgres import PostgresBackend
 
         backend_class = PostgresBackend

@@ -12,12 +12,13 @@ import datetime
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import TableName
 from ..dburl import DatabaseURL
 from ..errors import ConnectError, LockTimeoutError
-from ..model import AppliedRow, JournalEntry
+from ..model import AppliedRow, Header, JournalEntry
 
 if TYPE_CHECKING:
     from ..journal import JournalRecord
@@ -48,6 +49,16 @@ class Backend(abc.ABC):
         self.lock_timeout = lock_timeout
         #: Told, in one line, what a run is waiting for (the server, another run's lock).
         self.notify: Callable[[str], None] | None = None
+        #: Called with the driver's connection right after it is opened (Migrator's
+        #: on_connect: register SQLite functions, set session variables).
+        self.on_connect: Callable[[Any], None] | None = None
+
+    def connected(self, connection: Any) -> Any:
+        """Hand a new driver connection to ``on_connect``; return it (each engine's
+        connect() calls this once it has connected)."""
+        if self.on_connect is not None:
+            self.on_connect(connection)
+        return connection
 
     def wait_for_server(self, seconds: float) -> None:
         """Connect, retrying for up to ``seconds`` while the server refuses (a container
@@ -139,6 +150,14 @@ class Backend(abc.ABC):
             with contextlib.suppress(Exception):
                 self.rollback()
             raise
+
+    @contextlib.contextmanager
+    def file_transaction(self, header: Header, *, path: Path, version: str,
+                         direction: str) -> Iterator[None]:
+        """The transaction a transactional file runs in, set up as its header asks (an
+        engine adds what its header keys mean: SQLite's foreign_keys)."""
+        with self.transaction():
+            yield
 
     # How a transaction begins and ends; engines override these, transaction() uses them.
     def begin(self) -> None:

@@ -68,6 +68,7 @@ class MySQLBackend(Backend):
                 password=url.password, database=url.database, autocommit=True, **options)
         except pymysql.err.MySQLError as error:
             raise self.cannot_connect(error) from None
+        self.connected(self._connection)
         return True
 
     def close(self) -> None:

@@ -64,6 +64,7 @@ class PostgresBackend(Backend):
         if self._connection is not None:
             return True
         self._connection = self._connect()
+        self.connected(self._connection)
         if self._connection.info.server_version >= 140000:
             # If this process is killed mid-statement, the server notices within a second
             # and rolls the file back, instead of finishing a long statement for nobody.

@@ -13,10 +13,12 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..config import TableName
-from ..errors import DatabaseError
+from ..errors import DatabaseError, ForeignKeyCheckError
+from ..model import Header
 from .base import Backend
 
 
@@ -34,6 +36,8 @@ class SQLiteBackend(Backend):
         yield  # each file's BEGIN IMMEDIATE is the lock (see begin)
 
     _connection: sqlite3.Connection | None = None
+    #: PRAGMA foreign_keys on the migrating connection (settings: sqlite_foreign_keys).
+    enforce_foreign_keys = False
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -56,9 +60,12 @@ class SQLiteBackend(Backend):
             self._connection = sqlite3.connect(path, timeout=self.lock_timeout,
                                                isolation_level=None, cached_statements=16)
             self._connection.execute("SELECT count(*) FROM sqlite_master")
+            if self.enforce_foreign_keys:
+                self._connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as error:
             raise DatabaseError(f"Cannot open the SQLite database {path}: {error}. Check the "
                                 "path and that it is a SQLite file you may write.") from None
+        self.connected(self._connection)
         return True
 
     def close(self) -> None:
@@ -86,6 +93,33 @@ class SQLiteBackend(Backend):
         # another's write transaction can say so after a second, and every ten.
         self.wait_for_lock(self._begin_within, self._writer)
         self.connection.execute(f"PRAGMA busy_timeout = {round(self.lock_timeout * 1000)}")
+
+    @contextlib.contextmanager
+    def file_transaction(self, header: Header, *, path: Path, version: str,
+                         direction: str) -> Iterator[None]:
+        """With ``foreign_keys`` in the header, SQLite's table-rebuild procedure: the pragma
+        is set outside the transaction (inside one SQLite ignores it), PRAGMA
+        foreign_key_check runs before COMMIT (violations roll the file back), and the
+        connection's previous setting comes back on every path."""
+        if header.foreign_keys is None:
+            with self.transaction():
+                yield
+            return
+        previous = bool(self.query("PRAGMA foreign_keys")[0][0])
+        self.connection.execute(f"PRAGMA foreign_keys = {int(header.foreign_keys)}")
+        try:
+            with self.transaction():
+                yield
+                if not header.foreign_keys:
+                    violations = self.query("PRAGMA foreign_key_check")
+                    if violations:
+                        raise ForeignKeyCheckError(
+                            version=version, path=path, direction=direction,
+                            violations=[(str(table), rowid, str(parent), int(key))
+                                        for table, rowid, parent, key in violations])
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a closed connection keeps nothing
+                self.connection.execute(f"PRAGMA foreign_keys = {int(previous)}")
 
     def _begin_within(self, seconds: float) -> bool:
         self.connection.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
