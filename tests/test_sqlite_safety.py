@@ -256,3 +256,19 @@ def test_on_connect_is_given_the_driver_connection_on_every_engine(
     assert run_migrations(db.url, migrations, config="/dev/null", on_connect=seen.append)
     assert seen and all(hasattr(connection, "cursor") for connection in seen)
     assert db.versions() == ["001"]
+
+
+def test_sibila_run_migrations_takes_the_same_backups(tmp_path: Path) -> None:
+    from sibila_sqlmig import run_migrations
+
+    database = tmp_path / "sqlite.db"
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n")
+    assert run_migrations(str(database), migrations, config="/dev/null")
+    assert not list(tmp_path.glob("*.sqlite-backup"))  # the file was new
+    write_version(migrations, "002_u", "CREATE TABLE u (a INT);\n")
+    assert run_migrations(str(database), migrations, config="/dev/null")
+    [backup] = list(tmp_path.glob("sqlite.db.*.before-up-002.sqlite-backup"))
+    tables = {row[0] for row in sqlite3.connect(backup).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "t" in tables and "u" not in tables
