@@ -284,40 +284,49 @@ class Migrator:
 
     def diff(self, version: str) -> DiffResult:
         """The up.sql that ran, as the journal kept it, against the file now."""
-        import difflib
-
         with self._session() as backend:
             found = backend.connect(create=False) and backend.journal_exists()
-            runs = backend.read_journal(version=version, outcome="applied", direction=UP,
-                                        limit=1) if found else []
-        if not runs:
-            raise JournalMissingError(
-                f"diff {version}: the journal of {self.settings.database.redacted()} holds no "
-                f"applied run of version {version}" + ("" if found else " (it has no journal "
-                "yet: it was last migrated by an earlier release or by Sibila)") + ". A "
-                "version applied before the journal existed, or recorded by baseline, has "
-                "no SQL kept; `sibila-sqlmig status` still compares its checksum.")
-        applied = runs[0]
+            runs = backend.read_journal(version=version, limit=1) if found else []
+            applied_runs = backend.read_journal(version=version, outcome="applied",
+                                                direction=UP, limit=1) if found else []
         from .planner import build_status, find_version
 
         entry = find_version(build_status(self._discover(headers=False, unwritten_ok=True), []),
                              version)
         now = entry.migration.up if entry is not None and entry.migration else None
+        if not applied_runs:
+            where = self.settings.database.redacted()
+            if not found:
+                why = (f"{where} has no journal yet (it was last migrated by an earlier "
+                       "release or by Sibila), so nothing of what ran was kept")
+            elif now is None:
+                why = f"there is no version {version} in the migrations folder or the journal"
+            else:
+                why = (f"the journal of {where} holds no applied run of version {version}: "
+                       "it was applied before the journal existed, or recorded by baseline, "
+                       "or is not applied")
+            raise JournalMissingError(f"diff {version}: {why}. `sibila-sqlmig status` "
+                                      "compares the checksums of applied versions.")
+        applied = applied_runs[0]
+        notes = []
+        if runs and runs[0].id != applied.id and runs[0].outcome in ("rolled back",
+                                                                     "forgotten"):
+            notes.append(f"version {applied.version} is not applied now ({runs[0].outcome} "
+                         f"{runs[0].started_at} UTC, journal row {runs[0].id})")
         same = now is not None and now.checksum == applied.sql_checksum
-        label = f"{applied.version}/up.sql as applied {applied.started_at} UTC"
         if applied.sql is None:
-            note = (f"the journal kept only the checksum of {applied.file} (larger than "
-                    f"{_sql_cap()} bytes), so only checksums were compared")
+            notes.append(f"the journal kept only the checksum of {applied.file} (larger than "
+                         f"{_sql_cap()} bytes), so only checksums were compared")
             return DiffResult(applied.version, same, "", applied,
-                              now.location if now else None, note)
+                              now.location if now else None, "; ".join(notes))
         from .sqlfile import read_text
 
         text_now = read_text(now) if now is not None else ""
-        lines = difflib.unified_diff(
-            applied.sql.splitlines(keepends=True), text_now.splitlines(keepends=True),
-            fromfile=label, tofile=now.location if now else "(the folder is gone)")
-        return DiffResult(applied.version, same, "".join(lines), applied,
-                          now.location if now else None)
+        text = unified_diff(applied.sql, text_now,
+                            f"{applied.version}/up.sql as applied {applied.started_at} UTC",
+                            now.location if now else "(the folder is gone)")
+        return DiffResult(applied.version, same, text, applied,
+                          now.location if now else None, "; ".join(notes))
 
     # --- changing the database ---------------------------------------------------------
     #
@@ -522,6 +531,16 @@ class Migrator:
             yield
 
 
+def unified_diff(before: str, after: str, before_name: str, after_name: str) -> str:
+    """A unified diff of two texts, marking a last line without a newline as diff does."""
+    import difflib
+
+    shown = difflib.unified_diff(before.splitlines(keepends=True),
+                                 after.splitlines(keepends=True), before_name, after_name)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in shown)
+
+
 def _sql_cap() -> int:
     from .journal import SQL_CAP
 
@@ -529,13 +548,17 @@ def _sql_cap() -> int:
 
 
 def _kept_downs(backend: Backend, versions: Sequence[str]) -> dict[str, JournalEntry | None]:
-    """For each version, its newest applied up run in the journal (None: not there)."""
+    """For each version, the journal's newest row that recorded it as applied (a run, a
+    baseline or an accepted checksum; None: not there): journal.vanished_step uses it
+    only if it is a run whose checksum the tracking row still holds."""
     if not backend.journal_exists():
         return dict.fromkeys(versions)
+    from .journal import RECORDING_OUTCOMES
+
     kept: dict[str, JournalEntry | None] = {}
     for version in versions:
-        runs = backend.read_journal(version=version, outcome="applied", direction=UP, limit=1)
-        kept[version] = runs[0] if runs else None
+        runs = backend.read_journal(version=version, direction=UP)
+        kept[version] = next((run for run in runs if run.outcome in RECORDING_OUTCOMES), None)
     return kept
 
 

@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.close()
 
 
-def _migrator(args: argparse.Namespace, out: Output) -> Migrator:
+def _migrator(args: argparse.Namespace, out: Output, *,
+              database: str | None = None) -> Migrator:
     from .api import Migrator  # deferred: --help and --version need none of it
     from .config import load_settings
 
@@ -181,7 +182,7 @@ def _migrator(args: argparse.Namespace, out: Output) -> Migrator:
         with contextlib.suppress(BrokenPipeError):  # nobody reads stderr: go on waiting
             print(text, file=sys.stderr, flush=True)
 
-    settings = load_settings(database=args.database, migrations=args.migrations,
+    settings = load_settings(database=database or args.database, migrations=args.migrations,
                              config=args.config, table=args.table,
                              lock_timeout=args.lock_timeout, wait=args.wait,
                              backup=False if getattr(args, "no_backup", False) else None,
@@ -350,8 +351,9 @@ def _verify(args: argparse.Namespace, out: Output) -> int:
 
 
 def _verify_git(args: argparse.Namespace, out: Output) -> int:
-    result = _migrator(args, out).verify_against_git(args.git_base,
-                                                     out_of_order=args.out_of_order)
+    # No database: its URL (perhaps a $DATABASE_URL meant for something else) is not read.
+    no_database = _migrator(args, out, database="sqlite:///:memory:")
+    result = no_database.verify_against_git(args.git_base, out_of_order=args.out_of_order)
     if args.json:
         out.json(result.to_dict())
         return EXIT_OK if result.ok else EXIT_FAILED
@@ -378,11 +380,14 @@ def _history(args: argparse.Namespace, out: Output) -> int:
     if not result.entries:
         out.line("No runs recorded" + (f" of version {args.version}." if args.version else "."))
     colours = {"applied": "32", "rolled back": "33", "failed": "31"}
+    if result.entries:
+        out.line(f"  {'run':>5} {'started (UTC)':<19}  {'version':<8} {'dir':<4} "
+                 f"{'outcome':<17} {'seconds':>9} {'statements':>10}  user@host  description")
     for entry in result.entries:
         took = f"{entry.seconds:.3f} s" if entry.seconds is not None else ""
         outcome = out.paint(entry.outcome.ljust(17), colours.get(entry.outcome, "36"))
         out.line(f"  {entry.id:>5} {entry.started_at[:19]}  {entry.version:<8} "
-                 f"{entry.direction:<4} {outcome} {took:>9} {entry.statements:>4} stmt  "
+                 f"{entry.direction:<4} {outcome} {took:>9} {entry.statements:>10}  "
                  f"{entry.user}@{entry.host}  {entry.description}", always=True)
         if entry.error:
             out.line(f"        {entry.error.splitlines()[0]}", always=True)
@@ -399,8 +404,8 @@ def _diff(args: argparse.Namespace, out: Output) -> int:
         out.line(f"{result.version}: up.sql is as it was when it ran ({result.applied.started_at} "
                  "UTC).")
     elif result.file is None:
-        out.line(f"{result.version}: its folder is gone; above is the up.sql that ran.",
-                 always=True)
+        shown = "; above is the up.sql that ran" if result.diff else ""
+        out.line(f"{result.version}: its folder is gone{shown}.", always=True)
     else:
         out.line(f"{result.version}: {result.file} differs from the up.sql that ran.",
                  always=True)

@@ -210,6 +210,9 @@ def _validate_header(location: str, data: dict[str, Any],
         if expected is None:
             problem(f"unknown key {key!r}; the keys are {', '.join(HEADER_KEYS)} (check the "
                     "spelling)")
+        elif key == "rollback" and isinstance(value, bool):  # YAML 1.1: no, off, false
+            problem(f"'rollback' must be one of {', '.join(ROLLBACK_MODES)}; YAML read "
+                    f"{_short(value)} as a boolean: write 'rollback: noop' for nothing to undo")
         elif not isinstance(value, expected):
             problem(f"{key!r} must be a {expected.__name__}, not {_short(value)}")
     description = data.get("description")

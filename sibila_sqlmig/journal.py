@@ -37,6 +37,8 @@ SQL_CAP = 1024 * 1024
 # What a journal row says happened (the ``outcome`` column).
 APPLIED, ROLLED_BACK, FAILED = "applied", "rolled back", "failed"
 BASELINED, CHECKSUM_ACCEPTED, FORGOTTEN = "baselined", "checksum accepted", "forgotten"
+#: The outcomes of rows that made (or remade) a version's tracking row.
+RECORDING_OUTCOMES = (APPLIED, BASELINED, CHECKSUM_ACCEPTED)
 
 
 class JournalRecord(NamedTuple):
@@ -124,8 +126,16 @@ def vanished_step(entry: VersionStatus, applied: JournalEntry | None) -> PlanSte
     if applied is None:
         raise RollbackRefused(
             f"Cannot roll back {name}: its folder is not in the migrations folder, and it was "
-            "applied before the journal existed (or by baseline), so its down.sql was not "
-            f"kept. {forget}")
+            "applied before the journal existed, so its down.sql was not kept. "
+            f"{forget}")
+    if applied.outcome != APPLIED or (entry.row.checksum or "").lower() != (
+            applied.checksum or "").lower():
+        how = ("recorded by baseline" if applied.outcome == BASELINED else
+               "recorded with another up.sql than the run the journal kept" if
+               applied.outcome == APPLIED else "recorded by repair with an edited up.sql")
+        raise RollbackRefused(
+            f"Cannot roll back {name}: its folder is not in the migrations folder, and it was "
+            f"{how} (journal row {applied.id}), so no down.sql kept matches it. {forget}")
     rollback = applied.rollback if applied.rollback in ROLLBACK_MODES else ROLLBACK_SQL
     if rollback == ROLLBACK_IRREVERSIBLE:
         raise RollbackRefused(f"Cannot roll back {name}: it was applied with 'rollback: "

@@ -25,7 +25,7 @@ from .model import (
     PlanStep,
     SqlFile,
 )
-from .splitting import SplitError, Statement, split_sql
+from .splitting import SplitError, Statement, has_statement, split_sql
 from .sqlfile import read_sql_file, read_text
 
 
@@ -144,6 +144,14 @@ def _rollback_problem(prepared: PreparedFile) -> Problem | None:
     contradict each other."""
     name = f"{prepared.version} ({prepared.description})"
     mode = prepared.rollback
+    if prepared.from_journal:  # vanished_step refused irreversible ones already
+        if mode != ROLLBACK_NOOP and not prepared.bounds:
+            raise RollbackRefused(
+                f"Cannot roll back {name}: its folder is gone, and the down.sql the journal "
+                "kept holds only comments. Restore its folder from version control, or run "
+                "`sibila-sqlmig repair --forget-missing` to drop its row. Nothing was rolled "
+                "back.")
+        return None
     if mode == ROLLBACK_IRREVERSIBLE:
         raise RollbackRefused(
             f"Cannot roll back {name}: its migration.yaml says 'rollback: irreversible'. "
@@ -173,9 +181,16 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
     """One file read, split and checked, and what the checks refuse in it."""
     migration = step.migration
     down = None
+    refused: list[Problem] = []
     if direction == UP:
         source = migration.up
-        down = read_sql_file(migration.down_path)[0]  # kept by the journal
+        down, judged = read_sql_file(migration.down_path)  # kept by the journal
+        header = migration.header
+        if header is not None and header.rollback == ROLLBACK_NOOP and \
+                has_statement(judged, backend.dialect):
+            refused.append(Problem(down.path, "holds statements, but migration.yaml says "
+                                   "'rollback: noop' (nothing to undo); remove the "
+                                   "statements, or the key so that they run"))
     else:
         source = step.stored_down or read_sql_file(migration.down_path)[0]
     statements = split_sql(read_text(source), backend.dialect)
@@ -187,8 +202,8 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
         any(backend.commits_implicitly(s.sql) for s in statements),
         down, step.stored_down is not None,
     )
-    refused = check_statements(statements, path=source.location, dialect=backend.dialect,
-                               transactional=prepared.transactional)
+    refused += check_statements(statements, path=source.location, dialect=backend.dialect,
+                                transactional=prepared.transactional)
     return prepared, refused
 
 

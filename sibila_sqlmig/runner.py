@@ -113,26 +113,23 @@ def _journal_failure(run: _Execution,
     backend = run.backend
     try:
         with backend.transaction():
-            backend.journal(run.journal_record(FAILED, str(error)))
-    except Exception as failure:
-        if not backend.is_driver_error(failure):
-            raise
+            refused = backend.try_journal(run.journal_record(FAILED, str(error)))
+    except Exception as failure:  # whatever it is, the error being raised matters more
+        refused = (backend.error_message(failure) if backend.is_driver_error(failure)
+                   else str(failure) or type(failure).__name__)
+    if refused is not None:
         debug(__name__, "could not journal the failed run of %s: %s", run.prepared.version,
-              backend.error_message(failure))
+              refused)
 
 
 def _bookkeeping(run: _Execution) -> None:
     """Write (or delete) the tracking row and append the journal row."""
     backend, prepared = run.backend, run.prepared
-    table = backend.table
     try:
         if prepared.direction == UP:
             backend.record(prepared.version, prepared.description, prepared.checksum)
         else:
             backend.unrecord(prepared.row_version)
-        table = backend.table.journal
-        backend.journal(run.journal_record(APPLIED if prepared.direction == UP
-                                           else ROLLED_BACK))
     except Exception as error:
         if not backend.is_driver_error(error):
             raise
@@ -144,9 +141,24 @@ def _bookkeeping(run: _Execution) -> None:
         else:
             outcome = "The file's transaction was rolled back: nothing of it stayed."
         raise TrackingRowError(version=prepared.version, path=prepared.path,
-                               table=str(table),
+                               table=str(backend.table),
                                database_message=backend.error_message(error),
                                outcome=outcome, direction=prepared.direction) from None
+    refused = backend.try_journal(run.journal_record(APPLIED if prepared.direction == UP
+                                                     else ROLLED_BACK))
+    if refused is not None:
+        _journal_not_written(run, refused)
+
+
+def _journal_not_written(run: _Execution, reason: str) -> None:
+    """Say that a run went unrecorded in the journal (it stays applied and recorded)."""
+    text = (f"warning: version {run.prepared.version} {run.prepared.direction} ran and is "
+            f"recorded, but its journal row could not be written: {reason}")
+    log = logger(__name__)
+    if log is not None:
+        log.warning("%s", text)
+    if run.backend.notify is not None:
+        run.backend.notify(text)
 
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
@@ -173,6 +185,10 @@ class _Execution:
         self.executed: list[Statement] = []
         self.started_at: datetime = now()
         self.started = time.perf_counter()
+        # What the journal keeps, read now, before anything runs: a file that changed
+        # since its check stops the run here, not after its statements ran.
+        self.sql_text = stored_text(prepared.source)
+        self.down_text = stored_text(prepared.down)
 
     def journal_record(self, outcome: str, error: str | None = None) -> JournalRecord:
         """This run as a journal row: what ran, the down.sql of an up run, how it went."""
@@ -182,7 +198,7 @@ class _Execution:
         down = prepared.down
         return JournalRecord(
             prepared.version, prepared.direction, prepared.description, prepared.checksum,
-            stored_text(prepared.source), prepared.source.checksum, stored_text(down),
+            self.sql_text, prepared.source.checksum, self.down_text,
             down.checksum if down is not None else None, header.transaction,
             header.rollback, prepared.source.location, self.started_at,
             time.perf_counter() - self.started, outcome,
@@ -200,6 +216,11 @@ class _Execution:
             left, note = _left_in_database(backend, self.executed, statement, in_transaction)
             offset = backend.error_offset(error)  # PostgreSQL says where in the statement
             line = statement.line + (statement.sql.count("\n", 0, offset - 1) if offset else 0)
+            if prepared.from_journal:
+                note = " ".join(filter(None, [note, (
+                    "This is the down.sql the journal kept when the version was applied (its "
+                    "folder is gone): restore the folder to fix it, or run `sibila-sqlmig "
+                    "repair --forget-missing` to drop its row.")]))
             raise StatementError(
                 version=prepared.version,
                 path=prepared.path,

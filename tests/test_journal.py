@@ -187,7 +187,8 @@ def test_history_lists_every_run_newest_first(sqlite_db: ScratchDatabase, tmp_pa
     args = ("--database", sqlite_db.url, "--migrations", str(migrations))
     assert cli("migrate", *args).code == 0
     assert cli("rollback", *args).code == 0
-    shown = cli("history", *args).out.splitlines()
+    header, *shown = cli("history", *args).out.splitlines()
+    assert "started (UTC)" in header
     assert [line.split()[3:5] for line in shown] == [["002", "down"], ["002", "up"],
                                                        ["001", "up"]]
     one = json.loads(cli("history", "2", "--json", *args).out)
@@ -277,7 +278,14 @@ def test_rollback_noop_with_statements_in_down_sql_is_a_problem(
     migrations = tmp_path / "migrations"
     write_version(migrations, "001_users", USERS_UP, USERS_DOWN, rollback="noop")
     args = ("--database", sqlite_db.url, "--migrations", str(migrations))
+    refused = cli("migrate", *args)  # found when it is applied, not when it is too late
+    assert refused.code == 2 and "'rollback: noop'" in refused.err
+    assert "001_users/down.sql: holds statements" in refused.err
+    assert sqlite_db.tables() == set()
+    (migrations / "001_users" / "migration.yaml").write_text("description: users\n")
     assert cli("migrate", *args).code == 0
+    (migrations / "001_users" / "migration.yaml").write_text(
+        "description: users\nrollback: noop\n")
     result = cli("rollback", *args)
     assert result.code == 2 and "'rollback: noop'" in result.err
     assert sqlite_db.versions() == ["001"]
@@ -295,8 +303,11 @@ def test_diff_without_any_journal_row_fails_clearly(sqlite_db: ScratchDatabase,
                                                     tmp_path: Path) -> None:
     migrations = tmp_path / "migrations"
     _two_versions(migrations)
-    with pytest.raises(JournalMissingError, match="holds no applied run of version 1"):
+    with pytest.raises(JournalMissingError, match="has no journal yet"):
         _migrator(sqlite_db, migrations).diff("1")
+    _migrator(sqlite_db, migrations).migrate()
+    with pytest.raises(JournalMissingError, match="no version 7 in the migrations folder"):
+        _migrator(sqlite_db, migrations).diff("7")
 
 
 def test_sibila_manager_gives_the_history(sqlite_db: ScratchDatabase, tmp_path: Path) -> None:
@@ -311,3 +322,63 @@ def test_sibila_manager_gives_the_history(sqlite_db: ScratchDatabase, tmp_path: 
     assert [(run["version"], run["outcome"]) for run in history] == [
         ("002", "applied"), ("001", "applied")]
     assert "sql" not in history[0] and history[0]["started_at"]
+
+
+@pytest.mark.parametrize(("engine", "url_suffix", "comment"), [
+    ("mysql_db", "?charset=utf8", "-- adds the \U0001f389 table\n"),  # 3-byte charset
+    ("postgres_db", "", "-- a NUL \x00 byte\n"),  # PostgreSQL text cannot hold NUL
+])
+def test_a_journal_row_the_database_refuses_never_fails_the_migration(
+        engine: str, url_suffix: str, comment: str, tmp_path: Path, cli,
+        request: pytest.FixtureRequest) -> None:
+    db: ScratchDatabase = request.getfixturevalue(engine)
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_party", "CREATE TABLE party (x INT);\n" + comment)
+    write_version(migrations, "002_more", "CREATE TABLE more_rows (x INT);\n")
+    result = cli("migrate", "--database", db.url + url_suffix, "--migrations",
+                 str(migrations))
+    assert result.code == 0, result.err
+    assert "version 001 up ran and is recorded, but its journal row could not be written" \
+        in result.err
+    assert db.versions() == ["001", "002"] and {"party", "more_rows"} <= db.tables()
+    assert [row["version"] for row in _journal(db)] == ["002"]
+
+
+def test_a_vanished_version_recorded_again_by_baseline_is_not_rolled_back_with_old_sql(
+        sqlite_db: ScratchDatabase, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_x", "CREATE TABLE x1 (a INT);\n", "DROP TABLE x1;\n")
+    migrator = _migrator(sqlite_db, migrations)
+    migrator.migrate()
+    migrator.rollback()
+    write_version(migrations, "001_x", "CREATE TABLE x2 (a INT);\n", "DROP TABLE x2;\n")
+    migrator.baseline("1")
+    shutil.rmtree(migrations / "001_x")
+    with pytest.raises(RollbackRefused, match="recorded by baseline"):
+        migrator.rollback()
+    assert sqlite_db.versions() == ["001"]
+
+
+def test_a_failing_kept_down_sql_says_where_it_came_from(sqlite_db: ScratchDatabase,
+                                                         tmp_path: Path, cli) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_x", "CREATE TABLE x (a INT);\n", "DROP TABLE nope;\n")
+    args = ("--database", sqlite_db.url, "--migrations", str(migrations))
+    assert cli("migrate", *args).code == 0
+    shutil.rmtree(migrations / "001_x")
+    result = cli("rollback", *args)
+    assert result.code == 1 and "no such table: nope" in result.err
+    assert "This is the down.sql the journal kept" in result.err
+    assert "repair --forget-missing" in result.err
+
+
+def test_diff_marks_a_last_line_without_newline(sqlite_db: ScratchDatabase, tmp_path: Path,
+                                                cli) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_c", "CREATE TABLE c (x INT);", "DROP TABLE c;\n")
+    args = ("--database", sqlite_db.url, "--migrations", str(migrations))
+    assert cli("migrate", *args).code == 0
+    (migrations / "001_c" / "up.sql").write_text("CREATE TABLE c (x INT);\n-- more\n")
+    shown = cli("diff", "1", *args).out.splitlines()
+    assert shown[3:] [:4] == ["-CREATE TABLE c (x INT);", "\\ No newline at end of file",
+                              "+CREATE TABLE c (x INT);", "+-- more"]

@@ -300,8 +300,28 @@ class Backend(abc.ABC):
         """Append one row to the journal (inside the caller's transaction, if any)."""
         from ..journal import client
 
-        values = [*row[:11], self.journal_time(row.started_at), *row[12:], *client()]
+        host, user, version = client()
+        # Cut to the columns' sizes: a long $LOGNAME must not fail the row (MySQL strict).
+        values = [*row[:11], self.journal_time(row.started_at), *row[12:], host[:255],
+                  user[:255], version[:64]]
         self.query(self._journal_insert, values)
+
+    def try_journal(self, row: JournalRecord) -> str | None:
+        """Append a row, or leave the caller's transaction as it was and return why not.
+
+        A row the database refuses (a character the connection's charset cannot carry,
+        a NUL byte in a comment) must not fail a migration that ran: the tracking row,
+        in the same transaction, is what decides. SQLite and MySQL undo only the failed
+        statement; PostgreSQL, which aborts the whole transaction, overrides this with
+        a savepoint.
+        """
+        try:
+            self.journal(row)
+        except Exception as error:
+            if not self.is_driver_error(error):
+                raise
+            return self.error_message(error)
+        return None
 
     @functools.cached_property
     def _journal_insert(self) -> str:

@@ -15,11 +15,14 @@ import contextlib
 import datetime
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
 from .base import Backend
+
+if TYPE_CHECKING:
+    from ..journal import JournalRecord
 
 try:
     import psycopg
@@ -140,6 +143,20 @@ class PostgresBackend(Backend):
     def relation_exists(self, table: TableName) -> bool:
         rows = self.query("SELECT to_regclass(%s) IS NOT NULL", [self.qualified(table)])
         return bool(rows[0][0])
+
+    def try_journal(self, row: JournalRecord) -> str | None:
+        # A failed statement aborts a PostgreSQL transaction: the row gets a savepoint of
+        # its own (one round trip; it is released with the COMMIT).
+        self._check(self._connection.pgconn.exec_(b"SAVEPOINT sibila_sqlmig_journal"))
+        try:
+            self.journal(row)
+        except Exception as error:
+            if not self.is_driver_error(error):
+                raise
+            self._check(self._connection.pgconn.exec_(
+                b"ROLLBACK TO SAVEPOINT sibila_sqlmig_journal"))
+            return self.error_message(error)
+        return None
 
     def journal_time(self, moment: datetime.datetime) -> object:
         return moment  # an aware datetime: psycopg sends it as timestamptz
