@@ -199,14 +199,17 @@ class Migrator:
                  config: str | os.PathLike[str] | None = None, table: str | None = None,
                  lock_timeout: float | None = None, wait: float | None = None,
                  backup: bool | None = None, notify: Callable[[str], None] | None = None,
-                 on_connect: Callable[[Any], None] | None = None) -> None:
+                 on_connect: Callable[[Any], None] | None = None,
+                 lock_wait: float | None = None, lock: str | None = None) -> None:
         """Use ``settings``, or resolve them as the command line does: each keyword given
         here wins over the environment, then sibila_sqlmig.yaml, then the default.
 
         ``database``: a URL or a SQLite file path; ``migrations``: the migrations
         folder; ``config``: the config file (default: sibila_sqlmig.yaml here or in
-        a parent folder); ``table``: the tracking table; ``lock_timeout``: seconds to
-        wait for another run's lock; ``wait``: seconds to wait for the database to
+        a parent folder); ``table``: the tracking table; ``lock_wait`` (or its older
+        name ``lock_timeout``): seconds to wait for another run's migration lock;
+        ``lock``: "advisory" or "table" (README: Running in production); ``wait``:
+        seconds to wait for the database to
         accept connections; ``backup``: False to take no SQLite backup before a run.
         ``notify`` is told, in one line, what a run waits for (the database, another
         run's lock) and where it put a backup; the Migrator itself never prints.
@@ -215,11 +218,11 @@ class Migrator:
         """
         given = {"database": database, "migrations": migrations, "config": config,
                  "table": table, "lock_timeout": lock_timeout, "wait": wait,
-                 "backup": backup}
+                 "backup": backup, "lock_wait": lock_wait, "lock": lock}
         if settings is None:
             settings = load_settings(database=database, migrations=migrations, config=config,
                                      table=table, lock_timeout=lock_timeout, wait=wait,
-                                     backup=backup)
+                                     backup=backup, lock_wait=lock_wait, lock=lock)
         elif any(value is not None for value in given.values()):
             raise TypeError("Migrator: give settings or the keywords that make them "
                             f"({', '.join(name for name, value in given.items() if value)}), "

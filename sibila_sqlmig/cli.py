@@ -31,7 +31,7 @@ DESCRIPTION = "Declarative SQL-file database migrations (plain SQL, checksums, l
 EPILOG = """exit codes: 0 success; 1 the operation failed (a statement failed, verify found
 drift, lock timeout); 2 bad usage, configuration or migration files.
 settings (before or after the command): option > environment (SIBILA_SQLMIG_DATABASE,
-SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_TIMEOUT,
+SIBILA_SQLMIG_MIGRATIONS, SIBILA_SQLMIG_TABLE, SIBILA_SQLMIG_LOCK_WAIT, SIBILA_SQLMIG_LOCK,
 SIBILA_SQLMIG_WAIT) > sibila_sqlmig.yaml > DATABASE_URL > default."""
 
 
@@ -52,8 +52,13 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
                        "(default: sibila_sqlmig.yaml here or in a parent folder)")
     group.add_argument("--table", metavar="NAME", default=default,
                        help="tracking table (schema_migrations)")
-    group.add_argument("--lock-timeout", metavar="SECONDS", type=float, default=default,
-                       help="how long to wait for another run's lock (default 60)")
+    group.add_argument("--lock-wait", "--lock-timeout", dest="lock_wait", metavar="SECONDS",
+                       type=float, default=default,
+                       help="how long to wait for another run's migration lock (default 60; "
+                       "--lock-timeout is its older name)")
+    group.add_argument("--lock", choices=("advisory", "table"), default=default,
+                       help="the migration lock: the engine's session lock (default), or a "
+                       "leased row in <table>_lock, which works behind PgBouncer")
     group.add_argument("--wait", metavar="SECONDS", type=float, default=default,
                        help="wait this long for the database to accept connections "
                        "(default 0)")
@@ -184,7 +189,7 @@ def _migrator(args: argparse.Namespace, out: Output, *,
 
     settings = load_settings(database=database or args.database, migrations=args.migrations,
                              config=args.config, table=args.table,
-                             lock_timeout=args.lock_timeout, wait=args.wait,
+                             lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
                              backup=False if getattr(args, "no_backup", False) else None,
                              relative_paths=True)  # this process never changes folder
     return Migrator(settings, notify=notify)
@@ -359,6 +364,8 @@ def _verify_git(args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK if result.ok else EXIT_FAILED
     for line in result.problems():
         out.line(f"  {line}", always=True)
+    for line in result.notes():
+        out.line(f"note: {line}")
     if result.added:
         out.line(f"new since {result.ref}: {', '.join(result.added)}")
     if result.late_allowed:

@@ -29,12 +29,17 @@ VERSION_STYLES = ("sequential", "timestamp")
 ENV_DATABASE_URL = "DATABASE_URL"
 ENV_MIGRATIONS = "SIBILA_SQLMIG_MIGRATIONS"
 ENV_TABLE = "SIBILA_SQLMIG_TABLE"
-ENV_LOCK_TIMEOUT = "SIBILA_SQLMIG_LOCK_TIMEOUT"
+ENV_LOCK_WAIT = "SIBILA_SQLMIG_LOCK_WAIT"
+ENV_LOCK_TIMEOUT = "SIBILA_SQLMIG_LOCK_TIMEOUT"  # the older name of SIBILA_SQLMIG_LOCK_WAIT
 ENV_WAIT = "SIBILA_SQLMIG_WAIT"
+ENV_LOCK = "SIBILA_SQLMIG_LOCK"
 
-_CONFIG_KEYS = ("database", "migrations", "table", "lock_timeout", "version_style", "wait",
-                "backup", "backup_keep", "sqlite_foreign_keys")
+_CONFIG_KEYS = ("database", "migrations", "table", "lock_wait", "version_style", "wait",
+                "backup", "backup_keep", "sqlite_foreign_keys", "lock", "lock_lease",
+                "lock_timeout", "statement_timeout", "retries")
 DEFAULT_BACKUP_KEEP = 3
+LOCK_KINDS = ("advisory", "table")
+DEFAULT_LOCK_LEASE = 30.0
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # The tables beside the tracking table take its name plus a suffix; PostgreSQL cuts
 # names at 63 bytes, so the tracking table's own name leaves room for the longest.
@@ -56,6 +61,11 @@ class TableName(NamedTuple):
         """The journal beside this table: ``<name>_journal`` in the same schema."""
         return TableName(self.name + JOURNAL_SUFFIX, self.schema)
 
+    @property
+    def lock(self) -> TableName:
+        """The lock table of ``lock: table``: ``<name>_lock`` in the same schema."""
+        return TableName(self.name + "_lock", self.schema)
+
 
 def parse_table_name(text: str) -> TableName:
     """Validate ``name`` or ``schema.name``: letters, digits and _, at most 63 for the
@@ -73,6 +83,15 @@ def parse_table_name(text: str) -> TableName:
     return TableName(parts[-1], parts[0] if len(parts) == 2 else None)
 
 
+class FileDefaults(NamedTuple):
+    """The defaults of each file's lock_timeout, statement_timeout and retries (None:
+    the engine's own setting stays), which a migration.yaml overrides."""
+
+    lock_timeout: float | None = None
+    statement_timeout: float | None = None
+    retries: int = 0
+
+
 class Settings(NamedTuple):
     """Everything a command needs to know where to work."""
 
@@ -86,6 +105,10 @@ class Settings(NamedTuple):
     backup: bool = True  # SQLite: a backup before a run that changes the database file
     backup_keep: int = DEFAULT_BACKUP_KEEP  # SQLite: how many backups of a database to keep
     sqlite_foreign_keys: bool = False  # SQLite: enforce foreign keys (SQLite's default: off)
+    lock_kind: str = "advisory"  # the migration lock: "advisory" (session) or "table"
+    lock_lease: float = DEFAULT_LOCK_LEASE  # lock: table: a holder silent this long is dead
+    # Project-wide defaults of the header keys lock_timeout, statement_timeout, retries.
+    file_defaults: FileDefaults = FileDefaults()
 
 
 def load_settings(
@@ -97,6 +120,8 @@ def load_settings(
     lock_timeout: float | None = None,
     wait: float | None = None,
     backup: bool | None = None,
+    lock_wait: float | None = None,
+    lock: str | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     relative_paths: bool = False,
@@ -137,8 +162,20 @@ def load_settings(
     dir_text, _, dir_base = pick(migrations, (ENV_MIGRATIONS,), "migrations",
                                  DEFAULT_MIGRATIONS)
     table_text, _, _ = pick(table, (ENV_TABLE,), "table", DEFAULT_TABLE)
-    timeout, timeout_source, _ = pick(lock_timeout, (ENV_LOCK_TIMEOUT,), "lock_timeout",
+    # The migration lock's wait: --lock-wait, or --lock-timeout, its older name.
+    timeout, timeout_source, _ = pick(lock_wait if lock_wait is not None else lock_timeout,
+                                      (ENV_LOCK_WAIT, ENV_LOCK_TIMEOUT), "lock_wait",
                                       DEFAULT_LOCK_TIMEOUT)
+    kind, kind_source, _ = pick(lock, (ENV_LOCK,), "lock", "advisory")
+    if kind not in LOCK_KINDS:
+        raise ConfigError(f"Invalid lock kind {kind!r} (from {kind_source}): give "
+                          f"{' or '.join(LOCK_KINDS)}.")
+    lease, lease_source, _ = pick(None, (), "lock_lease", DEFAULT_LOCK_LEASE)
+    file_defaults = FileDefaults(
+        _optional_seconds(file_values.get("lock_timeout"), config_path, "lock_timeout"),
+        _optional_seconds(file_values.get("statement_timeout"), config_path,
+                          "statement_timeout"),
+        _retries(file_values.get("retries", 0), config_path))
     style, _, _ = pick(None, (), "version_style", "sequential")
     wait_value, wait_source, _ = pick(wait, (ENV_WAIT,), "wait", 0.0)
     backup_value, _, _ = pick(backup, (), "backup", True)
@@ -164,7 +201,22 @@ def load_settings(
         backup=backup_value,
         backup_keep=keep,
         sqlite_foreign_keys=foreign_keys,
+        lock_kind=str(kind),
+        lock_lease=_parse_seconds(lease, lease_source, "lock lease"),
+        file_defaults=file_defaults,
     )
+
+
+def _optional_seconds(value: Any, config_path: Path | None, key: str) -> float | None:
+    """A yaml default of a header's timeout: None when not given."""
+    return None if value is None else _parse_seconds(value, f"{config_path} key '{key}'", key)
+
+
+def _retries(value: Any, config_path: Path | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ConfigError(f"{config_path}: 'retries' must be a whole number from 0 to 100, "
+                          f"not {value!r}.")
+    return value
 
 
 def _as_given(path: Path, base: Path, working_dir: Path | None) -> Path:

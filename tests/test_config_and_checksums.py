@@ -35,13 +35,18 @@ def test_checksum_ignores_bom_and_line_endings_only() -> None:
 def test_precedence_option_over_environment_over_file_over_default(tmp_path: Path) -> None:
     config = tmp_path / "sibila_sqlmig.yaml"
     config.write_text("database: sqlite:///from_file.db\nmigrations: file_migrations\n"
-                      "table: file_table\nlock_timeout: 7\n")
+                      "table: file_table\nlock_wait: 7\nlock_timeout: 3\nretries: 2\n")
     env = {"SIBILA_SQLMIG_DATABASE": "sqlite:///from_env.db",
            "SIBILA_SQLMIG_MIGRATIONS": "env_migrations"}
     from_option = load_settings(database="sqlite:///from_option.db", environ=env, cwd=tmp_path)
     assert from_option.database.path == str(tmp_path / "from_option.db")
     assert from_option.migrations_dir == tmp_path / "env_migrations"
     assert from_option.table.name == "file_table" and from_option.lock_timeout == 7
+    # lock_timeout in the file is each statement's default; lock_wait the migration lock's.
+    assert from_option.file_defaults == (3.0, None, 2)
+    assert load_settings(lock_timeout=9, environ={}, cwd=tmp_path).lock_timeout == 9
+    assert load_settings(environ={"SIBILA_SQLMIG_LOCK_TIMEOUT": "8"},
+                         cwd=tmp_path).lock_timeout == 8  # the older name of LOCK_WAIT
     from_file = load_settings(environ={}, cwd=tmp_path)
     assert from_file.database.path == str(tmp_path / "from_file.db")
     assert from_file.config_file == config

@@ -19,7 +19,7 @@ def backend_for(settings: Settings) -> Backend:
 
         sqlite = SQLiteBackend(settings.database, settings.table, settings.lock_timeout)
         sqlite.enforce_foreign_keys = settings.sqlite_foreign_keys
-        return sqlite
+        return _configured(sqlite, settings)
     if dialect == "postgresql":
         from .postgres import PostgresBackend
 
@@ -30,7 +30,14 @@ def backend_for(settings: Settings) -> Backend:
         backend_class = MySQLBackend
     else:  # parse_database_url only produces the three dialects above
         raise ConfigError(f"Unsupported database dialect {dialect!r}.")
-    return backend_class(settings.database, settings.table, settings.lock_timeout)
+    return _configured(backend_class(settings.database, settings.table, settings.lock_timeout),
+                       settings)
+
+
+def _configured(backend: Backend, settings: Settings) -> Backend:
+    backend.lock_kind, backend.lock_lease = settings.lock_kind, settings.lock_lease
+    backend.file_defaults = settings.file_defaults
+    return backend
 
 
 __all__ = ["Backend", "backend_for"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..config import TableName
+from ..config import DEFAULT_LOCK_LEASE, FileDefaults, TableName
 from ..dburl import DatabaseURL
 from ..errors import ConnectError, LockTimeoutError
 from ..model import AppliedRow, Header, JournalEntry
@@ -52,6 +52,10 @@ class Backend(abc.ABC):
         #: Called with the driver's connection right after it is opened (Migrator's
         #: on_connect: register SQLite functions, set session variables).
         self.on_connect: Callable[[Any], None] | None = None
+        self.lock_kind = "advisory"  # settings: lock
+        self.lock_lease = DEFAULT_LOCK_LEASE  # settings: lock_lease
+        #: The project's defaults of each file's lock_timeout, statement_timeout, retries.
+        self.file_defaults = FileDefaults()
 
     def connected(self, connection: Any) -> Any:
         """Hand a new driver connection to ``on_connect``; return it (each engine's
@@ -169,9 +173,28 @@ class Backend(abc.ABC):
     def rollback(self) -> None:
         self.query("ROLLBACK")
 
-    @abc.abstractmethod
     def migration_lock(self) -> contextlib.AbstractContextManager[None]:
-        """Hold the lock that makes concurrent runs apply each version once."""
+        """Hold the lock that makes concurrent runs apply each version once: the engine's
+        session lock, or with ``lock: table`` a leased row (tablelock.py) that works
+        where session locks do not (PgBouncer in transaction mode)."""
+        if self.lock_kind == "table":
+            from ..tablelock import table_lock
+
+            return table_lock(self)
+        return self.session_lock()
+
+    @abc.abstractmethod
+    def session_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The engine's own migration lock (advisory lock, GET_LOCK, write lock)."""
+
+    def sibling(self) -> Backend:
+        """Another backend of the same database and table, not yet connected (a lock's
+        connection of its own: its heartbeat commits beside the migration's work)."""
+        other = type(self)(self.url, self.table, self.lock_timeout)
+        other.notify, other.on_connect = self.notify, self.on_connect
+        other.lock_kind, other.lock_lease = self.lock_kind, self.lock_lease
+        other.file_defaults = self.file_defaults
+        return other
 
     def wait_for_lock(self, try_once: Callable[[float], bool],
                       holder: Callable[[], tuple[str, str]]) -> None:

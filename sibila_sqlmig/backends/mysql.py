@@ -139,7 +139,7 @@ class MySQLBackend(Backend):
         return f"sibila_sqlmig:{digest[:40]}"
 
     @contextlib.contextmanager
-    def migration_lock(self) -> Iterator[None]:
+    def session_lock(self) -> Iterator[None]:
         name = self.lock_name
         # GET_LOCK waits on the server and wakes the moment the lock is free; it is asked
         # for slices (up to the next notice), so that a waiting run can say who holds it.

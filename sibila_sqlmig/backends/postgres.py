@@ -173,7 +173,7 @@ class PostgresBackend(Backend):
         return int.from_bytes(digest[:8], "big", signed=True)
 
     @contextlib.contextmanager
-    def migration_lock(self) -> Iterator[None]:
+    def session_lock(self) -> Iterator[None]:
         holder = self._connect()
         try:
             self.wait_for_lock(  # pg_try_advisory_lock answers at once; the loop polls

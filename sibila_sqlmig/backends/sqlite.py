@@ -32,7 +32,7 @@ class SQLiteBackend(Backend):
     lock_covers_run = False  # BEGIN IMMEDIATE locks one file's transaction
 
     @contextlib.contextmanager
-    def migration_lock(self) -> Iterator[None]:
+    def session_lock(self) -> Iterator[None]:
         yield  # each file's BEGIN IMMEDIATE is the lock (see begin)
 
     _connection: sqlite3.Connection | None = None
