@@ -35,11 +35,13 @@ from .sqlfile import MISSING, read_sql_file, read_text
 from .yamlfile import YamlProblem, read_mapping
 
 FOLDER_PATTERN = re.compile(r"(\d+)_([A-Za-z0-9][A-Za-z0-9_-]*)")
-HEADER_KEYS: dict[str, type] = {"description": str, "transaction": bool, "rollback": str,
-                                "foreign_keys": bool}
+HEADER_KEYS: dict[str, type | tuple[type, ...]] = {
+    "description": str, "transaction": bool, "rollback": str, "foreign_keys": bool,
+    "lock_timeout": (int, float), "statement_timeout": (int, float), "retries": int}
 # The text of small up.sql files is kept (it is what runs) up to this much in all.
 KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
+_KINDS = {str: "string", bool: "boolean (true or false)", int: "whole number"}
 
 
 def parse_version_folder(name: str) -> tuple[str, int] | None:
@@ -213,8 +215,13 @@ def _validate_header(location: str, data: dict[str, Any],
         elif key == "rollback" and isinstance(value, bool):  # YAML 1.1: no, off, false
             problem(f"'rollback' must be one of {', '.join(ROLLBACK_MODES)}; YAML read "
                     f"{_short(value)} as a boolean: write 'rollback: noop' for nothing to undo")
-        elif not isinstance(value, expected):
-            problem(f"{key!r} must be a {expected.__name__}, not {_short(value)}")
+        elif not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            kind = "number of seconds" if isinstance(expected, tuple) else _KINDS[expected]
+            problem(f"{key!r} must be a {kind}, not {_short(value)}")
+        elif _out_of_range(key, data[key]):
+            problem(f"{key!r} must be " + ("from 0 to 100" if key == "retries" else
+                    "0 or more seconds (statement_timeout: 0 means none)") +
+                    f", not {_short(value)}")
     description = data.get("description")
     if "description" not in data:
         problem("missing the required key 'description'")
@@ -228,7 +235,19 @@ def _validate_header(location: str, data: dict[str, Any],
         return None
     foreign_keys = data.get("foreign_keys")
     return Header(str(description), bool(data.get("transaction", True)), str(rollback),
-                  None if foreign_keys is None else bool(foreign_keys))
+                  None if foreign_keys is None else bool(foreign_keys),
+                  _seconds(data.get("lock_timeout")), _seconds(data.get("statement_timeout")),
+                  data.get("retries"))
+
+
+def _out_of_range(key: str, value: Any) -> bool:
+    if key == "retries":
+        return not 0 <= value <= 100
+    return key in ("lock_timeout", "statement_timeout") and not value >= 0
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _short(value: object) -> str:

@@ -212,6 +212,7 @@ class StatementError(SqlmigError):
         left_applied: Sequence[ExecutedStatement] = (),
         note: str = "",
         direction: str = "up",
+        lock_failure: bool = False,
     ) -> None:
         self.version = version
         self.path = path
@@ -221,6 +222,10 @@ class StatementError(SqlmigError):
         self.rolled_back = rolled_back
         self.left_applied = list(left_applied)
         self.direction = direction
+        self.note = note
+        #: The statement timed out waiting for a lock, or lost a deadlock: running the
+        #: file again may succeed (header key ``retries``).
+        self.lock_failure = lock_failure
         verb = "applying" if direction == "up" else "rolling back"
         lines = [
             f"{path}:{line}: statement failed {verb} version {version}: {database_message}",
@@ -241,6 +246,15 @@ class StatementError(SqlmigError):
         lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run "
                      f"{again} again.")
         super().__init__("\n".join(lines))
+
+
+def with_note(error: StatementError, note: str) -> StatementError:
+    """The same failure with one more line of explanation."""
+    return StatementError(
+        version=error.version, path=error.path, line=error.line, sql=error.sql,
+        database_message=error.database_message, rolled_back=error.rolled_back,
+        left_applied=error.left_applied, note=" ".join(filter(None, [error.note, note])),
+        direction=error.direction, lock_failure=error.lock_failure)
 
 
 def _excerpt(sql: str, limit: int = 160) -> str:

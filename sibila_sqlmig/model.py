@@ -57,6 +57,11 @@ class Header(NamedTuple):
     # SQLite: PRAGMA foreign_keys for this file, set outside its transaction (False: the
     # table-rebuild procedure, with PRAGMA foreign_key_check before COMMIT); None: as is.
     foreign_keys: bool | None = None
+    # Seconds a statement may wait for a lock, or run (0: no limit); None: the project's
+    # default (sibila_sqlmig.yaml), else the engine's own setting.
+    lock_timeout: float | None = None
+    statement_timeout: float | None = None
+    retries: int | None = None  # runs again after a lock timeout or deadlock
 
 
 class Migration(NamedTuple):

@@ -23,6 +23,7 @@ from .errors import (
     MigrationFilesError,
     StatementError,
     TrackingRowError,
+    with_note,
 )
 from .journal import APPLIED, FAILED, ROLLED_BACK, JournalRecord, now, stored_text
 from .log import DEBUG, debug, logger
@@ -86,23 +87,71 @@ def run_files(backend: Backend, files: Sequence[PreparedFile],
 
 def run_file(backend: Backend, prepared: PreparedFile,
              on_statement: StatementProgress | None = None) -> StepResult:
-    """Run one file and write or delete its tracking row."""
+    """Run one file and write or delete its tracking row; after a lock timeout or a
+    deadlock, run it again (header ``retries``) when nothing of it stayed."""
     started = time.perf_counter()
     statements = load_statements(prepared)  # read before the transaction opens
     log = logger(__name__)  # asked once per file: each statement's DEBUG line is optional
     statement_log = log if log is not None and log.isEnabledFor(DEBUG) else None
-    execution = _Execution(backend, prepared, len(statements), statement_log, on_statement)
-    try:
-        if prepared.transactional:
-            done = _run_in_transaction(execution, statements)
-        else:
-            done = _run_statement_by_statement(execution, statements)
-    except (StatementError, TrackingRowError, ForeignKeyCheckError) as error:
-        _journal_failure(execution, error)
-        raise
+    header = prepared.migration.header
+    assert header is not None, "prepare() only takes migrations with their header"
+    attempts = 1 + backend.file_retries(header)
+    for attempt in range(1, attempts + 1):
+        execution = _Execution(backend, prepared, len(statements), statement_log,
+                               on_statement, attempt)
+        try:
+            if prepared.transactional:
+                done = _run_in_transaction(execution, statements)
+            else:
+                done = _run_statement_by_statement(execution, statements)
+            break
+        except (StatementError, TrackingRowError, ForeignKeyCheckError) as error:
+            _journal_failure(execution, error)
+            if not isinstance(error, StatementError) or not error.lock_failure:
+                raise
+            # Never again after something of the file stayed (no transaction, or MySQL's
+            # implicit commits): running it twice could apply a statement twice.
+            again = attempt < attempts and not error.left_applied
+            holders = _lock_holders(backend)
+            if not again:
+                if attempts > 1:
+                    holders = f"Attempt {attempt} of {attempts}. {holders}"
+                raise with_note(error, holders) from None
+            delay = _backoff(attempt)
+            _tell(backend, f"{prepared.version} {prepared.description}: "
+                  f"{error.database_message} (attempt {attempt} of {attempts}); running the "
+                  f"file again in {delay:.1f} s. {holders}".rstrip())
+            time.sleep(delay)
     return StepResult(prepared.version, prepared.description, prepared.direction,
                       time.perf_counter() - started, len(statements), skipped=not done,
                       from_journal=prepared.from_journal)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: doubling from 0.5 s up to 30 s, with jitter
+    so that runs that failed together do not retry together."""
+    import random
+
+    return min(30.0, 0.5 * 2.0 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+
+
+def _lock_holders(backend: Backend) -> str:
+    """Who holds locks now; "" when the engine cannot tell (never raises)."""
+    try:
+        return backend.lock_holders()
+    except Exception as error:
+        if not backend.is_driver_error(error):
+            raise
+        return ""
+
+
+def _tell(backend: Backend, text: str) -> None:
+    """One line for whoever listens (the command line prints it on stderr) and the log."""
+    log = logger(__name__)
+    if log is not None:
+        log.warning("%s", text)
+    if backend.notify is not None:
+        backend.notify(text)
 
 
 def _journal_failure(run: _Execution,
@@ -152,13 +201,8 @@ def _bookkeeping(run: _Execution) -> None:
 
 def _journal_not_written(run: _Execution, reason: str) -> None:
     """Say that a run went unrecorded in the journal (it stays applied and recorded)."""
-    text = (f"warning: version {run.prepared.version} {run.prepared.direction} ran and is "
-            f"recorded, but its journal row could not be written: {reason}")
-    log = logger(__name__)
-    if log is not None:
-        log.warning("%s", text)
-    if run.backend.notify is not None:
-        run.backend.notify(text)
+    _tell(run.backend, f"warning: version {run.prepared.version} {run.prepared.direction} ran "
+          f"and is recorded, but its journal row could not be written: {reason}")
 
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
@@ -176,12 +220,13 @@ class _Execution:
     """One file's run: what it needs to execute, log and report each statement."""
 
     def __init__(self, backend: Backend, prepared: PreparedFile, total: int, log: Any,
-                 on_statement: StatementProgress | None) -> None:
+                 on_statement: StatementProgress | None, attempt: int = 1) -> None:
         self.backend = backend
         self.prepared = prepared
         self.total = total
         self.log = log  # a logger enabled for DEBUG, or None
         self.on_statement = on_statement
+        self.attempt = attempt
         self.executed: list[Statement] = []
         self.started_at: datetime = now()
         self.started = time.perf_counter()
@@ -202,7 +247,7 @@ class _Execution:
             down.checksum if down is not None else None, header.transaction,
             header.rollback, prepared.source.location, self.started_at,
             time.perf_counter() - self.started, outcome,
-            None if error is None else error[:_ERROR_CAP], len(self.executed))
+            None if error is None else error[:_ERROR_CAP], len(self.executed), self.attempt)
 
     def execute(self, statement: Statement, *, in_transaction: bool) -> None:
         """Run one statement; a StatementError says where it failed and what stayed."""
@@ -231,6 +276,7 @@ class _Execution:
                 left_applied=[ExecutedStatement(done.line, done.sql) for done in left],
                 note=note,
                 direction=prepared.direction,
+                lock_failure=backend.is_lock_failure(error),
             ) from None
         if log is not None:
             log.debug("%s:%d: %s (%.3f s)", prepared.source.location, statement.line,
@@ -259,8 +305,10 @@ def _run_statement_by_statement(run: _Execution, statements: Sequence[Statement]
             done = _already_done(run.backend, run.prepared)
         if done:
             return False
-    for statement in statements:
-        run.execute(statement, in_transaction=False)
+    assert run.prepared.migration.header is not None, "prepared with its header"
+    with run.backend.file_session(run.prepared.migration.header):
+        for statement in statements:
+            run.execute(statement, in_transaction=False)
     with run.backend.transaction():
         _bookkeeping(run)
     return True

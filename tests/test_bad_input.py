@@ -51,7 +51,7 @@ def _migrate(cli, tmp_path: Path, migrations: Path, *extra: str):
          "unknown key 'transation'"),
         ("002_wrong_type", {"migration.yaml": 'description: x\ntransaction: "yes"\n',
                             "up.sql": "SELECT 1;", "down.sql": ""},
-         "'transaction' must be a bool, not 'yes'"),
+         "'transaction' must be a boolean (true or false), not 'yes'"),
         ("002_empty_up", {"migration.yaml": "description: x\n",
                           "up.sql": "-- nothing yet\n/* still nothing */\n", "down.sql": ""},
          "002_empty_up/up.sql: holds no SQL statement"),
@@ -178,7 +178,7 @@ def test_a_large_header_value_is_quoted_short(cli, tmp_path: Path, migrations: P
     items = ", ".join(str(i) for i in range(5000))
     write_version(migrations, "002_big", "SELECT 1;\n", header=f"description: [{items}]\n")
     message = _migrate(cli, tmp_path, migrations)
-    assert "'description' must be a str" in message and len(message) < 1000
+    assert "'description' must be a string" in message and len(message) < 1000
 
 
 def test_a_bug_in_the_fast_yaml_reader_is_not_reported_as_invalid_yaml(
@@ -259,7 +259,7 @@ def test_header_details(cli, tmp_path: Path, migrations: Path) -> None:
     (folder / "migration.yaml").write_bytes(b"description: ok\n# caf\xe9\n")
     message = _migrate(cli, tmp_path, migrations)
     assert message.count("002_null/migration.yaml") == 1  # one problem, not two
-    assert "'description' must be a str, not None" in message
+    assert "'description' must be a string, not None" in message
     assert "003_latin1/migration.yaml:2: is not UTF-8 text" in message
 
 

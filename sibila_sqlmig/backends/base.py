@@ -159,9 +159,36 @@ class Backend(abc.ABC):
     def file_transaction(self, header: Header, *, path: Path, version: str,
                          direction: str) -> Iterator[None]:
         """The transaction a transactional file runs in, set up as its header asks (an
-        engine adds what its header keys mean: SQLite's foreign_keys)."""
+        engine adds what its header keys mean: timeouts, SQLite's foreign_keys)."""
         with self.transaction():
             yield
+
+    @contextlib.contextmanager
+    def file_session(self, header: Header) -> Iterator[None]:
+        """Around a ``transaction: false`` file: its timeouts for the session, put back
+        afterwards (engines override this)."""
+        yield
+
+    def file_timeouts(self, header: Header) -> tuple[float | None, float | None]:
+        """The file's lock_timeout and statement_timeout in seconds: its header's, else
+        the project's default; None leaves the engine's own setting alone."""
+        defaults = self.file_defaults
+        return (defaults.lock_timeout if header.lock_timeout is None else header.lock_timeout,
+                defaults.statement_timeout if header.statement_timeout is None
+                else header.statement_timeout)
+
+    def file_retries(self, header: Header) -> int:
+        """How many more times a file runs after a lock timeout or deadlock."""
+        return self.file_defaults.retries if header.retries is None else header.retries
+
+    def is_lock_failure(self, error: BaseException) -> bool:
+        """True when a statement failed waiting for a lock or lost a deadlock."""
+        return False
+
+    def lock_holders(self) -> str:
+        """Who holds locks in the database now, and the command that ends each (for the
+        message of a file that timed out waiting for a lock); "" where unknown."""
+        return ""
 
     # How a transaction begins and ends; engines override these, transaction() uses them.
     def begin(self) -> None:

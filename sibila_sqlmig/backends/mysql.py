@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
+import socket
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
+from ..model import Header
 from ..splitting import head_words
 from .base import Backend
 
@@ -68,6 +72,7 @@ class MySQLBackend(Backend):
                 password=url.password, database=url.database, autocommit=True, **options)
         except pymysql.err.MySQLError as error:
             raise self.cannot_connect(error) from None
+        _keep_alive(self._connection)
         self.connected(self._connection)
         return True
 
@@ -107,6 +112,68 @@ class MySQLBackend(Backend):
         if words[1:] == ("TEMPORARY",):
             return False  # CREATE/DROP TEMPORARY TABLE stay inside the transaction
         return bool(words) and words[0] in _IMPLICIT_COMMIT
+
+    # Each file's timeouts are session variables; a file that sets none runs with the
+    # values the session had, put back when a file's differ (one SET, only on change).
+    _timeouts_now: tuple[float | None, float | None] = (None, None)
+    _session_defaults: dict[str, Any] | None = None
+
+    @contextlib.contextmanager
+    def file_transaction(self, header: Header, *, path: Path, version: str,
+                         direction: str) -> Iterator[None]:
+        self._apply_timeouts(self.file_timeouts(header))
+        with self.transaction():
+            yield
+
+    @contextlib.contextmanager
+    def file_session(self, header: Header) -> Iterator[None]:
+        self._apply_timeouts(self.file_timeouts(header))
+        yield
+
+    def _apply_timeouts(self, wanted: tuple[float | None, float | None]) -> None:
+        if wanted == self._timeouts_now:
+            return
+        if self._session_defaults is None:
+            names = ["innodb_lock_wait_timeout", "lock_wait_timeout", self._statement_variable]
+            row = self.query("SELECT " + ", ".join(f"@@SESSION.{name}" for name in names))[0]
+            self._session_defaults = dict(zip(names, row, strict=True))
+        lock, statement = wanted
+        values = dict(self._session_defaults)
+        if lock is not None:  # whole seconds, at least 1: the engines take no less
+            values["innodb_lock_wait_timeout"] = values["lock_wait_timeout"] = \
+                max(1, math.ceil(lock)) if lock > 0 else 31536000
+        if statement is not None:
+            seconds = statement if self._statement_variable == "max_statement_time" \
+                else round(statement * 1000)
+            values[self._statement_variable] = seconds
+        self.query("SET " + ", ".join(f"SESSION {name} = %s" for name in values),
+                   list(values.values()))
+        self._timeouts_now = wanted
+
+    @property
+    def _statement_variable(self) -> str:
+        """MariaDB's max_statement_time (seconds, every statement) or MySQL's
+        max_execution_time (milliseconds; MySQL applies it to SELECT only)."""
+        return ("max_statement_time" if "mariadb" in self._connection.get_server_info().lower()
+                else "max_execution_time")
+
+    def is_lock_failure(self, error: BaseException) -> bool:
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return bool(args) and args[0] in (1205, 1213)  # lock wait timeout, deadlock
+
+    def lock_holders(self) -> str:
+        rows = self.query(
+            "SELECT t.trx_mysql_thread_id, p.user, p.host, t.trx_started, p.command, p.state "
+            "FROM information_schema.innodb_trx t LEFT JOIN information_schema.processlist p "
+            "ON p.id = t.trx_mysql_thread_id WHERE t.trx_mysql_thread_id <> CONNECTION_ID() "
+            "ORDER BY t.trx_started LIMIT 3")
+        if not rows:
+            return ""
+        held = "; ".join(f"connection {thread} (user {user} from {host}, {command or '?'}, "
+                         f"transaction since {started})"
+                         for thread, user, host, started, command, _ in rows)
+        ends = " or ".join(f"`KILL {row[0]};`" for row in rows)
+        return f"Open transactions now (they may hold the lock): {held}. {ends} ends one."
 
     def begin(self) -> None:
         # autocommit off for the file: the first statement opens the transaction, and
@@ -163,3 +230,19 @@ class MySQLBackend(Backend):
         detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
                   if rows else "")
         return f"connection id {holder}{detail}", _ENDS.format(f"KILL {holder}")
+
+
+def _keep_alive(connection: Any) -> None:
+    """TCP keepalives on the connection's socket (PyMySQL has no option for them), so
+    that a vanished server is noticed within about a minute; the session's GET_LOCK
+    dies with a vanished client when the server's own keepalive (the OS's) gives up."""
+    sock = getattr(connection, "_sock", None)
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3),
+                            ("TCP_USER_TIMEOUT", 60_000)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)

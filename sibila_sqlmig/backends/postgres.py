@@ -15,10 +15,12 @@ import contextlib
 import datetime
 import hashlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
+from ..model import Header
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -32,6 +34,13 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 APPLICATION_NAME = "sibila-sqlmig"
 _ENDS = "If that process is stuck, `{};` ends it and frees the lock."
+# TCP keepalives on both ends, so that a vanished client (power loss, a partition) or a
+# vanished server is noticed within about a minute instead of two hours. The URL may
+# override each (?keepalives_idle=..., ?tcp_user_timeout=...; README: Running in production).
+CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                     "keepalives_count": 3, "tcp_user_timeout": 60_000}
+SERVER_KEEPALIVES = (b"SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+                     b"SET tcp_keepalives_count = 3")
 
 
 class PostgresBackend(Backend):
@@ -45,8 +54,19 @@ class PostgresBackend(Backend):
             raise DriverMissingError(
                 "PostgreSQL needs the psycopg driver: pip install 'sibila-sqlmig[postgres]'")
         url = self.url
-        options: dict[str, Any] = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
+        options: dict[str, Any] = {"connect_timeout": 10, "application_name": APPLICATION_NAME,
+                                   **CLIENT_KEEPALIVES}
         options.update(dict(url.query))
+        # Not a libpq parameter but psycopg's: automatic prepared statements are off by
+        # default, because a pooler in transaction mode (PgBouncer before 1.21) runs the
+        # next statement on another server connection, where "_pg3_0" does not exist.
+        threshold = options.pop("prepare_threshold", "none")
+        try:
+            prepare_threshold = None if str(threshold).lower() in ("none", "") \
+                else int(threshold)
+        except ValueError:
+            raise ConfigError(f"The database URL {url} gives prepare_threshold={threshold!r}; "
+                              "give a number or none.") from None
         given: dict[str, Any] = {"host": url.host, "dbname": url.database, "user": url.user,
                                  "port": url.port}
         twice = sorted(key for key, value in given.items() if value and key in options)
@@ -59,9 +79,14 @@ class PostgresBackend(Backend):
             parts: dict[str, Any] = {"host": url.host, "port": url.port or 5432,
                                      "user": url.user or None, "dbname": url.database}
             parts.update(options)
-            return psycopg.connect(password=url.password or None, autocommit=True, **parts)
+            connection = psycopg.connect(password=url.password or None, autocommit=True,
+                                         prepare_threshold=prepare_threshold, **parts)
         except psycopg.Error as error:
             raise self.cannot_connect(error) from None
+        # A PostgreSQL-compatible server without these settings still migrates.
+        with contextlib.suppress(psycopg.Error):
+            self._check_result(connection, connection.pgconn.exec_(SERVER_KEEPALIVES))
+        return connection
 
     def connect(self, *, create: bool) -> bool:
         if self._connection is not None:
@@ -85,8 +110,61 @@ class PostgresBackend(Backend):
 
     # Transaction control straight through libpq: psycopg's cursor machinery costs
     # 40 us more per file than the round trip itself (0.4 s of 10,000 tiny files, W4).
+    # A file's SET LOCAL timeouts travel with its BEGIN: no round trip of their own.
+    _begin_sql = b"BEGIN"
+
     def begin(self) -> None:
-        self._check(self._connection.pgconn.exec_(b"BEGIN"))
+        self._check(self._connection.pgconn.exec_(self._begin_sql))
+
+    @contextlib.contextmanager
+    def file_transaction(self, header: Header, *, path: Path, version: str,
+                         direction: str) -> Iterator[None]:
+        settings = _timeout_settings(*self.file_timeouts(header))
+        self._begin_sql = b"; ".join([b"BEGIN", *(b"SET LOCAL " + s for s in settings)])
+        try:
+            with self.transaction():
+                yield
+        finally:
+            self._begin_sql = b"BEGIN"
+
+    @contextlib.contextmanager
+    def file_session(self, header: Header) -> Iterator[None]:
+        settings = _timeout_settings(*self.file_timeouts(header))
+        if not settings:
+            yield
+            return
+        self._check(self._connection.pgconn.exec_(b"; ".join(b"SET " + s for s in settings)))
+        try:
+            yield
+        finally:  # back to the session's own values (server, role, URL options)
+            names = [s.split(b" ", 1)[0] for s in settings]
+            with contextlib.suppress(Exception):
+                self._check(self._connection.pgconn.exec_(
+                    b"; ".join(b"RESET " + name for name in names)))
+
+    def is_lock_failure(self, error: BaseException) -> bool:
+        # lock_not_available (lock_timeout), deadlock_detected
+        return getattr(getattr(error, "diag", None), "sqlstate", None) in ("55P03", "40P01")
+
+    def lock_holders(self) -> str:
+        rows = self.query(
+            "SELECT a.pid, a.application_name, a.client_addr::text, a.state, "
+            "a.xact_start, string_agg(DISTINCT l.mode || ' on ' || c.relname, ', ') "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "JOIN pg_class c ON c.oid = l.relation "
+            "WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND c.relnamespace <> 'pg_catalog'::regnamespace "
+            "GROUP BY a.pid, a.application_name, a.client_addr, a.state, a.xact_start "
+            "ORDER BY bool_or(l.mode = 'AccessExclusiveLock') DESC, a.xact_start LIMIT 3")
+        if not rows:
+            return ""
+        held = "; ".join(
+            f"pid {pid} (application '{app or '?'}', client {client or 'local socket'}, "
+            f"{state}, transaction since {started:%Y-%m-%d %H:%M:%S}) holds {locks}"
+            for pid, app, client, state, started, locks in rows)
+        ends = " or ".join(f"`SELECT pg_terminate_backend({row[0]});`" for row in rows)
+        return f"Sessions holding table locks now: {held}. {ends} ends one."
 
     def commit(self) -> None:
         self._check(self._connection.pgconn.exec_(b"COMMIT"))
@@ -96,10 +174,13 @@ class PostgresBackend(Backend):
 
     def _check(self, result: Any) -> None:
         """Raise the driver's error for a failed libpq result."""
+        self._check_result(self._connection, result)
+
+    @staticmethod
+    def _check_result(connection: Any, result: Any) -> None:
         if result.status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE,
                              pq.ExecStatus.NONFATAL_ERROR):
-            raise psycopg.errors.error_from_result(result,
-                                                   encoding=self._connection.info.encoding)
+            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection.cursor() as cursor:
@@ -199,3 +280,10 @@ class PostgresBackend(Backend):
         return (f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
                 f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})",
                 _ENDS.format(f"SELECT pg_terminate_backend({row[0]})"))
+
+
+def _timeout_settings(lock: float | None, statement: float | None) -> list[bytes]:
+    """``name = 'Nms'`` for each timeout that is set (0: none), for SET or SET LOCAL."""
+    return [f"{name} = '{round(seconds * 1000)}ms'".encode()
+            for name, seconds in (("lock_timeout", lock), ("statement_timeout", statement))
+            if seconds is not None]

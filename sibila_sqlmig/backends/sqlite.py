@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class SQLiteBackend(Backend):
     def execute(self, sql: str) -> None:
         # Connection.execute refuses a string with two statements, so a mis-split
         # can never run unnoticed.
+        if self._statement_timeout:
+            self._deadline = time.monotonic() + self._statement_timeout
         self.connection.execute(sql).fetchall()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -102,13 +105,13 @@ class SQLiteBackend(Backend):
         foreign_key_check runs before COMMIT (violations roll the file back), and the
         connection's previous setting comes back on every path."""
         if header.foreign_keys is None:
-            with self.transaction():
+            with self.transaction(), self._limits(header):
                 yield
             return
         previous = bool(self.query("PRAGMA foreign_keys")[0][0])
         self.connection.execute(f"PRAGMA foreign_keys = {int(header.foreign_keys)}")
         try:
-            with self.transaction():
+            with self.transaction(), self._limits(header):
                 yield
                 if not header.foreign_keys:
                     violations = self.query("PRAGMA foreign_key_check")
@@ -120,6 +123,53 @@ class SQLiteBackend(Backend):
         finally:
             with contextlib.suppress(sqlite3.Error):  # a closed connection keeps nothing
                 self.connection.execute(f"PRAGMA foreign_keys = {int(previous)}")
+
+    @contextlib.contextmanager
+    def file_session(self, header: Header) -> Iterator[None]:
+        with self._limits(header):
+            yield
+
+    # statement_timeout: SQLite's progress handler interrupts a statement past its deadline.
+    _deadline: float | None = None
+    _statement_timeout: float | None = None
+
+    @contextlib.contextmanager
+    def _limits(self, header: Header) -> Iterator[None]:
+        """A file's lock_timeout as the busy timeout of its statements (BEGIN IMMEDIATE,
+        the migration lock, waited lock_wait), and its statement_timeout; then back."""
+        lock, statement = self.file_timeouts(header)
+        connection = self.connection
+        if lock is not None:  # 0: wait as long as it takes (a day, in SQLite's terms)
+            connection.execute(f"PRAGMA busy_timeout = {round((lock or 86400) * 1000)}")
+        if statement:
+            self._statement_timeout = statement
+            connection.set_progress_handler(self._past_deadline, 10_000)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                if lock is not None:
+                    connection.execute(
+                        f"PRAGMA busy_timeout = {round(self.lock_timeout * 1000)}")
+                if statement:
+                    connection.set_progress_handler(None, 0)
+            self._statement_timeout = self._deadline = None
+
+    def _past_deadline(self) -> int:
+        return int(self._deadline is not None and time.monotonic() > self._deadline)
+
+    def is_lock_failure(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and _busy(error)
+
+    def lock_holders(self) -> str:
+        who, advice = self._writer()
+        return f"The lock is held by {who}. {advice}"
+
+    def error_message(self, error: BaseException) -> str:
+        if self._statement_timeout and str(error) == "interrupted":
+            return (f"interrupted: the statement ran longer than its statement_timeout "
+                    f"({self._statement_timeout:g} s)")
+        return super().error_message(error)
 
     def _begin_within(self, seconds: float) -> bool:
         self.connection.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
