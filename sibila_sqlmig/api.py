@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
 from .discovery import discover, read_headers
-from .errors import DatabaseError, JournalMissingError, UsageError
-from .log import debug
+from .errors import DatabaseError, JournalMissingError, SqlmigError, UsageError
+from .log import debug, logger
 from .model import (
     DOWN,
     UP,
@@ -224,9 +224,9 @@ class Migrator:
                                      table=table, lock_timeout=lock_timeout, wait=wait,
                                      backup=backup, lock_wait=lock_wait, lock=lock)
         elif any(value is not None for value in given.values()):
-            raise TypeError("Migrator: give settings or the keywords that make them "
-                            f"({', '.join(name for name, value in given.items() if value)}), "
-                            "not both")
+            named = ", ".join(name for name, value in given.items() if value is not None)
+            raise TypeError(f"Migrator: give settings or the keywords that make them "
+                            f"({named}), not both")
         self.settings = settings
         self.notify = notify
         self.on_connect = on_connect
@@ -387,7 +387,12 @@ class Migrator:
                 from .runner import implicit_commit_notice, run_files
 
                 notice = implicit_commit_notice(files)
-                steps = run_files(backend, files, progress, on_statement)
+                try:
+                    steps = run_files(backend, files, progress, on_statement)
+                except SqlmigError as error:
+                    if backup is not None:  # where to go back to, with the failure
+                        error.backup = backup
+                    raise
                 return RunResult(direction, False, files, steps, [notice] if notice else [],
                                  backup)
 
@@ -401,11 +406,27 @@ class Migrator:
 
         if not should_back_up(settings.database.path):
             return None
+        planned = {prepared.row_version for prepared in files}
+
+        def still_before(copy: Path) -> bool:
+            # Another process may have run (some of) these versions since this one
+            # planned: then the copy is not "before" this run, and must not rotate away
+            # the one that is.
+            recorded = _recorded_versions(copy, str(settings.table))
+            return not planned & recorded if direction == UP else planned <= recorded
+
         taken = take_backup(settings.database.path, direction=direction,
                             versions=[prepared.version for prepared in files],
-                            keep=settings.backup_keep, timeout=settings.lock_timeout)
+                            keep=settings.backup_keep, timeout=settings.lock_timeout,
+                            still_before=still_before)
+        if taken is None:
+            return None
+        text = f"backup: {taken} (`sibila-sqlmig restore` puts it back)"
         if self.notify is not None:
-            self.notify(f"backup: {taken} (`sibila-sqlmig restore` puts it back)")
+            self.notify(text)
+        log = logger(__name__)
+        if log is not None:
+            log.info("%s", text)
         return str(taken)
 
     def restore(self, backup: str | os.PathLike[str] | None = None) -> RestoreResult:
@@ -532,6 +553,19 @@ class Migrator:
                 raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
                                     f"{backend.error_message(error)}") from None
             yield
+
+
+def _recorded_versions(database: Path, table: str) -> set[str]:
+    """The versions a SQLite file's tracking table records (none without the table)."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        return {str(row[0]) for row in connection.execute(f'SELECT version FROM "{table}"')}
+    except sqlite3.OperationalError:  # no tracking table yet
+        return set()
+    finally:
+        connection.close()
 
 
 def unified_diff(before: str, after: str, before_name: str, after_name: str) -> str:

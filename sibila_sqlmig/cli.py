@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SqlmigError as error:
         out.clear_drawn()
         print(out.paint("error:", "31") + " " + _message(error), file=sys.stderr)
+        if error.backup is not None:
+            print(f"The backup taken before this run is {error.backup} (`sibila-sqlmig "
+                  "restore` puts it back).", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         out.clear_drawn()
@@ -319,6 +322,8 @@ def _error_dict(error: SqlmigError) -> dict[str, Any]:
             found[name] = getattr(error, name)
     if hasattr(error, "path"):
         found["file"] = str(error.path)
+    if error.backup is not None:
+        found["backup"] = error.backup
     if hasattr(error, "left_applied"):
         found["left_applied"] = [{"line": done.line, "sql": done.sql}
                                  for done in error.left_applied]

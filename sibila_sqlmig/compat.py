@@ -73,6 +73,8 @@ def _succeeds(what: str, action: Callable[[], object]) -> bool:
         action()
     except SqlmigError as error:
         logger.error("%s failed: %s", what, error)
+        if error.backup is not None:
+            logger.error("the backup taken before this run is %s", error.backup)
         return False
     return True
 
@@ -265,8 +267,13 @@ def auto_migrate_on_startup(database: str | None = None, migrations: PathLike | 
     try:
         migrator = _migrator(database, migrations, migrations_dir, config, table, None,
                              on_connect)
-        if migrator.settings.database.dialect == "sqlite":
-            tables(str(migrator.settings.database.path), config=config)
+        url = migrator.settings.database
+        if url.dialect == "sqlite":
+            new = url.path != ":memory:" and not os.path.exists(url.path)
+            tables(str(url.path), config=config)
+            if new:  # the file tables() just made holds nothing worth a backup
+                migrator = Migrator(migrator.settings._replace(backup=False),
+                                    on_connect=on_connect)
         migrator.migrate()
         status = _status(migrator)
     except SqlmigError as error:

@@ -21,6 +21,8 @@ class SqlmigError(Exception):
     """Base class of every error this package raises on purpose."""
 
     exit_code = EXIT_FAILED
+    #: SQLite: the backup taken before the run that failed (``restore`` puts it back).
+    backup: str | None = None
 
 
 # --- exit code 2: usage, configuration, files -------------------------------------------
@@ -118,6 +120,10 @@ class ConnectError(DatabaseError):
 
 class LockTimeoutError(SqlmigError):
     """Another process held the migration lock for longer than the lock timeout."""
+
+
+class LockLostError(SqlmigError):
+    """``lock: table``: the run's lock row was taken over or deleted while it held it."""
 
 
 class DriftError(SqlmigError):

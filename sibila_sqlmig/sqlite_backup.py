@@ -20,7 +20,7 @@ import re
 import sqlite3
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -55,13 +55,17 @@ def should_back_up(database_path: str | Path) -> bool:
 
 
 def take_backup(database_path: str | Path, *, versions: Sequence[str], direction: str,
-                keep: int, now: datetime | None = None, timeout: float = 30.0) -> Path:
+                keep: int, now: datetime | None = None, timeout: float = 30.0,
+                still_before: Callable[[Path], bool] | None = None) -> Path | None:
     """Back up the database next to it, then keep only its ``keep`` newest backups.
 
     ``versions`` are those the run will apply (``direction="up"``) or roll back
     (``"down"``); the name carries the first and the last. ``now`` (default: the
     current time; a naive value is local time) dates it. Waits about ``timeout``
-    seconds at most for another connection's lock. Returns the new backup's path.
+    seconds at most for another connection's lock. Returns the new backup's path;
+    None when ``still_before(path)`` says the copy no longer shows the database
+    before the run (another process changed it meanwhile): that copy is deleted,
+    and nothing is rotated away for it.
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, not {direction!r}")
@@ -70,6 +74,9 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
     _check_keep(keep)
     database = Path(database_path)
     made = _write_backup(database, direction, versions, now or datetime.now(UTC), timeout)
+    if still_before is not None and not still_before(made):
+        made.unlink()
+        return None
     _rotate(database, keep, protect={made})
     return made
 
@@ -118,7 +125,13 @@ def restore_backup(database_path: str | Path, backup: str | Path | None = None, 
         safety = _write_backup(database, "restore", (), datetime.now(UTC), timeout)
     # The backup API, not a file copy: other connections see the old or the restored
     # database, never a mix, and SQLite's locks and caches stay right.
-    _copy(backup, database, timeout, modes=("ro", "rwc"))
+    try:
+        _copy(backup, database, timeout, modes=("ro", "rwc"))
+    except BaseException:
+        if safety is not None:  # nothing was restored: the safety copy saves nothing
+            with contextlib.suppress(OSError):
+                safety.unlink()
+        raise
     _rotate(database, keep, protect={backup, *([safety] if safety else [])})
     return RestoreResult(backup, safety)
 
@@ -185,8 +198,13 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
                 os.close(folder)
     except OSError as error:
         raise DatabaseError(f"Cannot write a backup of {database} in {database.parent}: "
-                            f"{error}. Check the free space and that the folder is "
-                            "writable.") from None
+                            f"{error.strerror or error}. Check the free space and that the "
+                            "folder is writable, or run without a backup (--no-backup, or "
+                            "'backup: false' in sibila_sqlmig.yaml).") from None
+    except DatabaseError as error:
+        raise DatabaseError(f"Cannot back up {database} before the run: {error} (To run "
+                            "without a backup: --no-backup, or 'backup: false' in "
+                            "sibila_sqlmig.yaml.)") from None
     finally:
         for leftover in ([temporary, temporary + "-journal"] if temporary else []):
             with contextlib.suppress(FileNotFoundError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import DEFAULT_LOCK_LEASE, FileDefaults, TableName
 from ..dburl import DatabaseURL
-from ..errors import ConnectError, LockTimeoutError
+from ..errors import ConnectError, DatabaseError, LockTimeoutError
 from ..model import AppliedRow, Header, JournalEntry
 
 if TYPE_CHECKING:
@@ -61,7 +61,12 @@ class Backend(abc.ABC):
         """Hand a new driver connection to ``on_connect``; return it (each engine's
         connect() calls this once it has connected)."""
         if self.on_connect is not None:
-            self.on_connect(connection)
+            try:
+                self.on_connect(connection)
+            except Exception as error:  # the application's code: say whose, keep the cause
+                name = getattr(self.on_connect, "__qualname__", repr(self.on_connect))
+                raise DatabaseError(f"on_connect ({name}) failed on the connection to "
+                                    f"{self.url}: {type(error).__name__}: {error}") from error
         return connection
 
     def wait_for_server(self, seconds: float) -> None:
@@ -259,7 +264,7 @@ class Backend(abc.ABC):
         return LockTimeoutError(
             f"Timed out after {self.lock_timeout:g} s waiting for the migration lock on "
             f"{self.url} (table {self.table}): it is held by {who}. Another migration is "
-            f"probably running; wait for it, or raise --lock-timeout. {advice}")
+            f"probably running; wait for it, or raise --lock-wait. {advice}")
 
     # --- the tracking table -----------------------------------------------------------
 

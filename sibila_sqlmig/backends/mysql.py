@@ -73,7 +73,11 @@ class MySQLBackend(Backend):
         except pymysql.err.MySQLError as error:
             raise self.cannot_connect(error) from None
         _keep_alive(self._connection)
-        self.connected(self._connection)
+        try:
+            self.connected(self._connection)
+        except BaseException:
+            self.close()
+            raise
         return True
 
     def close(self) -> None:

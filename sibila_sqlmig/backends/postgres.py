@@ -92,7 +92,11 @@ class PostgresBackend(Backend):
         if self._connection is not None:
             return True
         self._connection = self._connect()
-        self.connected(self._connection)
+        try:
+            self.connected(self._connection)
+        except BaseException:
+            self.close()
+            raise
         if self._connection.info.server_version >= 140000:
             # If this process is killed mid-statement, the server notices within a second
             # and rolls the file back, instead of finishing a long statement for nobody.
@@ -257,6 +261,15 @@ class PostgresBackend(Backend):
     def session_lock(self) -> Iterator[None]:
         holder = self._connect()
         try:
+            from ..tablelock import detect_transaction_pooling
+
+            if detect_transaction_pooling(holder):
+                raise ConfigError(
+                    f"{self.url} goes through a pooler in transaction mode (PgBouncer), "
+                    "where the advisory migration lock is unsafe: it stays with one server "
+                    "session while the migration runs on others, and the pooler lends that "
+                    "session to other clients. Use --lock table (or 'lock: table' in "
+                    "sibila_sqlmig.yaml), or connect to the server directly.")
             self.wait_for_lock(  # pg_try_advisory_lock answers at once; the loop polls
                 lambda _: bool(holder.execute("SELECT pg_try_advisory_lock(%s)",
                                               [self.lock_key]).fetchone()[0]),

@@ -49,7 +49,8 @@ class SQLiteBackend(Backend):
         if self._connection is not None:
             return True
         path = self.url.path
-        if path != ":memory:" and not os.path.exists(path):
+        created = path != ":memory:" and not os.path.exists(path)
+        if created:
             if not create:
                 return False
             parent = os.path.dirname(path)
@@ -66,7 +67,17 @@ class SQLiteBackend(Backend):
         except sqlite3.Error as error:
             raise DatabaseError(f"Cannot open the SQLite database {path}: {error}. Check the "
                                 "path and that it is a SQLite file you may write.") from None
-        self.connected(self._connection)
+        try:
+            self.connected(self._connection)
+        except BaseException:
+            self.close()
+            if created and os.path.exists(path) and os.path.getsize(path) == 0:
+                os.unlink(path)  # the file this failed connect made, and nothing else
+            raise
+        # Whatever the application likes on its own connections, the bookkeeping here
+        # reads plain tuples and text.
+        self._connection.row_factory = None
+        self._connection.text_factory = str
         return True
 
     def close(self) -> None:
@@ -112,14 +123,16 @@ class SQLiteBackend(Backend):
         self.connection.execute(f"PRAGMA foreign_keys = {int(header.foreign_keys)}")
         try:
             with self.transaction(), self._limits(header):
+                # Orphans from before this file (SQLite enforces nothing by default) are
+                # not its doing: only the rows it leaves without a parent fail it.
+                before = set() if header.foreign_keys else _violations(self.connection)
                 yield
                 if not header.foreign_keys:
-                    violations = self.query("PRAGMA foreign_key_check")
-                    if violations:
-                        raise ForeignKeyCheckError(
-                            version=version, path=path, direction=direction,
-                            violations=[(str(table), rowid, str(parent), int(key))
-                                        for table, rowid, parent, key in violations])
+                    made = sorted((row for row in _violations(self.connection)
+                                   if row not in before), key=lambda row: (row[0], row[1] or 0))
+                    if made:
+                        raise ForeignKeyCheckError(version=version, path=path,
+                                                   direction=direction, violations=made)
         finally:
             with contextlib.suppress(sqlite3.Error):  # a closed connection keeps nothing
                 self.connection.execute(f"PRAGMA foreign_keys = {int(previous)}")
@@ -209,6 +222,13 @@ class SQLiteBackend(Backend):
 
     def strip_zeros(self, expression: str) -> str:
         return f"ltrim({expression}, '0')"
+
+
+def _violations(connection: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
+    """PRAGMA foreign_key_check: (table, rowid, parent, foreign key index) of each row
+    whose parent is missing."""
+    return {(str(table), rowid, str(parent), int(key))
+            for table, rowid, parent, key in connection.execute("PRAGMA foreign_key_check")}
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
