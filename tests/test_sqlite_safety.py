@@ -272,3 +272,77 @@ def test_sibila_run_migrations_takes_the_same_backups(tmp_path: Path) -> None:
     tables = {row[0] for row in sqlite3.connect(backup).execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "t" in tables and "u" not in tables
+
+
+def test_orphans_from_before_the_file_do_not_fail_a_rebuild(sqlite_db: ScratchDatabase,
+                                                            tmp_path: Path, cli) -> None:
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_books", PARENT + "INSERT INTO books VALUES (99, 7, 'x');\n")
+    write_version(migrations, "002_rebuild", REBUILD.format(where=""), foreign_keys="off")
+    result = cli("migrate", "--database", sqlite_db.url, "--migrations", str(migrations))
+    assert result.code == 0, result.err  # book 99's author 7 was missing before 002 ran
+
+
+def test_a_failed_run_names_its_backup(tmp_path: Path, cli) -> None:
+    import json
+
+    database = tmp_path / "app.db"
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n")
+    args = ("--database", str(database), "--migrations", str(migrations))
+    assert cli("migrate", *args).code == 0
+    write_version(migrations, "002_bad", "SELECT * FROM nope;\n")
+    failed = cli("migrate", *args)
+    [backup] = list(tmp_path.glob("app.db.*.before-up-002.sqlite-backup"))
+    assert failed.code == 1 and f"The backup taken before this run is {backup}" in failed.err
+    document = json.loads(cli("migrate", "--json", *args).out)
+    assert document["ok"] is False and document["error"]["backup"].endswith(".sqlite-backup")
+
+
+def test_a_backup_that_another_run_overtook_is_not_kept(tmp_path: Path) -> None:
+    """Another process applied the version between this run's plan and its copy."""
+    database = tmp_path / "app.db"
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n")
+    first = Migrator(database=str(database), migrations=migrations, config="/dev/null")
+    first.migrate()
+    write_version(migrations, "002_u", "CREATE TABLE u (a INT);\n")
+    planned_by_a_slow_run = first.migrate(dry_run=True).planned
+    Migrator(database=str(database), migrations=migrations, config="/dev/null",
+             backup=False).migrate()  # the other process, faster
+    assert first._back_up("up", planned_by_a_slow_run) is None
+    assert not list(tmp_path.glob("*.sqlite-backup"))
+
+
+def test_on_connect_errors_are_reported_and_leave_no_file(tmp_path: Path) -> None:
+    from sibila_sqlmig import check_database_health
+    from sibila_sqlmig.errors import DatabaseError
+
+    def broken(connection: object) -> None:
+        raise ValueError("no such extension")
+
+    database = tmp_path / "new.db"
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n")
+    with pytest.raises(DatabaseError, match=r"on_connect \(.*broken\) failed.*no such "
+                                            r"extension"):
+        Migrator(database=str(database), migrations=migrations, config="/dev/null",
+                 on_connect=broken).migrate()
+    assert not database.exists()
+    sqlite3.connect(database).close()
+    assert check_database_health(str(database), migrations, config="/dev/null",
+                                 on_connect=broken) is False  # never raises
+
+
+def test_an_application_row_factory_does_not_break_the_bookkeeping(tmp_path: Path) -> None:
+    def dict_rows(connection: sqlite3.Connection) -> None:
+        connection.row_factory = lambda cursor, row: {
+            column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n", "DROP TABLE t;\n")
+    migrator = Migrator(database=str(tmp_path / "app.db"), migrations=migrations,
+                        config="/dev/null", on_connect=dict_rows)
+    migrator.migrate()
+    assert [run.outcome for run in migrator.history().entries] == ["applied"]
+    migrator.rollback()
