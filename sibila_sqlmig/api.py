@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .backends import Backend, backend_for
 from .config import Settings, load_settings
 from .discovery import discover, read_headers
-from .errors import DatabaseError, JournalMissingError, SqlmigError, UsageError
+from .errors import (
+    DatabaseError,
+    JournalMissingError,
+    MigrationFilesError,
+    Problem,
+    SqlmigError,
+    UsageError,
+)
 from .log import debug, logger
 from .model import (
     DOWN,
@@ -33,6 +40,7 @@ from .planner import (
 
 if TYPE_CHECKING:
     from .gitbase import GitVerifyResult
+    from .lint import Finding
     from .prepare import PreparedFile
     from .runner import Progress, StatementProgress, StepResult
 
@@ -182,6 +190,29 @@ class RestoreResult(NamedTuple):
     applied: list[str]
 
 
+class LintResult(NamedTuple):
+    """Every finding of ``lint`` (docs/lint.md); ``ok`` is False on an error that no
+    ``-- sqlmig: allow`` comment allows."""
+
+    findings: list[Finding]
+    files: int
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [found for found in self.findings if found.level == "error" and
+                not found.suppressed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``lint --json`` (documented in docs/lint.md)."""
+        return {"ok": self.ok, "files": self.files,
+                "findings": [{**found._asdict(), "file": found.path}
+                             for found in self.findings]}
+
+
 class RepairResult(NamedTuple):
     """What ``repair`` changed in the tracking table."""
 
@@ -270,6 +301,42 @@ class Migrator:
 
         return verify_against_git(self.settings.migrations_dir, ref,
                                   self.settings.database.dialect, out_of_order=out_of_order)
+
+    def lint(self, versions: Sequence[str] = ()) -> LintResult:
+        """The lint rules (docs/lint.md) over every version's up.sql and down.sql, or those
+        of ``versions``; no database (the dialect is the configured URL's)."""
+        from .lint import EXPECTED_IN_DOWN, WARNING, lint_file
+        from .planner import build_status, resolve_version
+        from .splitting import SplitError, split_sql
+        from .sqlfile import read_sql_file, read_text
+
+        migrations = self._discover(unwritten_ok=True)
+        if versions:
+            report = build_status(migrations, [])
+            chosen = [resolve_version(report, version, argument="version").migration
+                      for version in versions]
+            migrations = [migration for migration in chosen if migration is not None]
+        dialect = self.settings.database.dialect
+        findings: list[Finding] = []
+        files = 0
+        for migration in migrations:
+            header = migration.header
+            assert header is not None  # discovered with headers
+            has_lock_timeout = self.settings.file_defaults.timeouts(header)[0] is not None
+            for source, down in ((migration.up, False),
+                                 (read_sql_file(migration.down_path)[0], True)):
+                text = read_text(source)
+                try:
+                    statements = split_sql(text, dialect)
+                except SplitError as error:
+                    raise MigrationFilesError([Problem(source.path, error.message,
+                                                       error.line)]) from None
+                files += 1
+                findings += [found for found in lint_file(
+                    text, statements, path=source.location, dialect=dialect,
+                    transactional=header.transaction, has_lock_timeout=has_lock_timeout)
+                    if not (down and found.level == WARNING and found.rule in EXPECTED_IN_DOWN)]
+        return LintResult(findings, files)
 
     def history(self, version: str | None = None, *, limit: int | None = None
                 ) -> HistoryResult:
@@ -376,7 +443,7 @@ class Migrator:
                 return RunResult(direction, dry_run, [])  # a no-op never imports the runner
             files = _prepare(plan, backend, dry_run)
             if dry_run:
-                return RunResult(direction, True, files)
+                return RunResult(direction, True, files, warnings=_lint_warnings(files))
             backup = self._back_up(direction, files) if exists else None
             if not exists:
                 backend.connect(create=True)
@@ -387,14 +454,14 @@ class Migrator:
                 from .runner import implicit_commit_notice, run_files
 
                 notice = implicit_commit_notice(files)
+                warnings = [*([notice] if notice else []), *_lint_warnings(files)]
                 try:
                     steps = run_files(backend, files, progress, on_statement)
                 except SqlmigError as error:
                     if backup is not None:  # where to go back to, with the failure
                         error.backup = backup
                     raise
-                return RunResult(direction, False, files, steps, [notice] if notice else [],
-                                 backup)
+                return RunResult(direction, False, files, steps, warnings, backup)
 
     def _back_up(self, direction: str, files: Sequence[PreparedFile]) -> str | None:
         """SQLite: a consistent copy of the database file before a run changes it (README:
@@ -553,6 +620,11 @@ class Migrator:
                 raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
                                     f"{backend.error_message(error)}") from None
             yield
+
+
+def _lint_warnings(files: Sequence[PreparedFile]) -> list[str]:
+    """The lint warnings of the files a run runs (docs/lint.md), one line each."""
+    return [text for prepared in files for text in prepared.warnings]
 
 
 def _recorded_versions(database: Path, table: str) -> set[str]:

@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                "exit 1 when they differ")
     diff.add_argument("version", metavar="VERSION")
 
+    lint = add("lint", "check up.sql and down.sql against the lint rules (docs/lint.md); "
+               "exit 2 on an error")
+    lint.add_argument("versions", metavar="VERSION", nargs="*",
+                      help="only these versions (default: all)")
+    lint.add_argument("--json", action="store_true", help="print JSON")
+    lint.add_argument("--format", choices=("text", "github"), default="text",
+                      help="github: annotations for GitHub Actions")
+
     restore = add("restore", "SQLite: put back the newest backup (or FILE), after backing up "
                   "the database as it is")
     restore.add_argument("file", metavar="FILE", nargs="?",
@@ -424,6 +432,27 @@ def _diff(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if result.same else EXIT_FAILED
 
 
+def _lint(args: argparse.Namespace, out: Output) -> int:
+    from .errors import EXIT_USAGE
+
+    result = _migrator(args, out).lint(args.versions)
+    if args.json:
+        out.json(result.to_dict())
+        return EXIT_OK if result.ok else EXIT_USAGE
+    shown = [found for found in result.findings if not found.suppressed]
+    for found in shown:
+        if args.format == "github":  # workflow commands: one annotation per finding
+            text = f"{found.message}. {found.fix}".replace("%", "%25").replace("\n", "%0A")
+            out.line(f"::{found.level} file={found.path},line={found.line},"
+                     f"title={found.rule}::{text}", always=True)
+        else:
+            out.line(str(found), always=True)
+    errors = len(result.errors)
+    out.line(f"lint: {errors} error(s), {len(shown) - errors} warning(s) in {result.files} "
+             f"file(s); {len(result.findings) - len(shown)} allowed by a -- sqlmig: comment.")
+    return EXIT_OK if result.ok else EXIT_USAGE
+
+
 def _restore(args: argparse.Namespace, out: Output) -> int:
     result = _migrator(args, out).restore(args.file)
     out.line(f"restored {result.restored_from}", always=True)
@@ -471,4 +500,5 @@ _COMMANDS = {
     "history": _history,
     "diff": _diff,
     "restore": _restore,
+    "lint": _lint,
 }

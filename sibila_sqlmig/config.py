@@ -18,6 +18,7 @@ from .dburl import DatabaseURL as DatabaseURL  # re-exported: Settings holds one
 from .dburl import parse_database_url as parse_database_url
 from .errors import ConfigError
 from .log import debug
+from .model import Header
 
 DEFAULT_DATABASE = "sqlite:///sibila.db"
 DEFAULT_MIGRATIONS = "migrations"
@@ -90,6 +91,13 @@ class FileDefaults(NamedTuple):
     lock_timeout: float | None = None
     statement_timeout: float | None = None
     retries: int = 0
+
+    def timeouts(self, header: Header) -> tuple[float | None, float | None]:
+        """A file's lock_timeout and statement_timeout in seconds: its header's, else
+        these defaults; None leaves the engine's own setting alone."""
+        return (self.lock_timeout if header.lock_timeout is None else header.lock_timeout,
+                self.statement_timeout if header.statement_timeout is None
+                else header.statement_timeout)
 
 
 class Settings(NamedTuple):
@@ -171,6 +179,9 @@ def load_settings(
         raise ConfigError(f"Invalid lock kind {kind!r} (from {kind_source}): give "
                           f"{' or '.join(LOCK_KINDS)}.")
     lease, lease_source, _ = pick(None, (), "lock_lease", DEFAULT_LOCK_LEASE)
+    if isinstance(lease, (int, float)) and not isinstance(lease, bool) and 0 <= lease < 1:
+        raise ConfigError(f"{config_path}: 'lock_lease' must be 1 second or more (the "
+                          f"heartbeat renews it every third of it), not {lease!r}.")
     file_defaults = FileDefaults(
         _optional_seconds(file_values.get("lock_timeout"), config_path, "lock_timeout"),
         _optional_seconds(file_values.get("statement_timeout"), config_path,
@@ -209,7 +220,12 @@ def load_settings(
 
 def _optional_seconds(value: Any, config_path: Path | None, key: str) -> float | None:
     """A yaml default of a header's timeout: None when not given."""
-    return None if value is None else _parse_seconds(value, f"{config_path} key '{key}'", key)
+    if value is None:
+        return None
+    seconds = _parse_seconds(value, f"{config_path} key '{key}'", key)
+    if seconds > 2_147_483:  # PostgreSQL's largest (2147483647 ms)
+        raise ConfigError(f"{config_path}: '{key}' must be at most 2147483 seconds.")
+    return seconds
 
 
 def _retries(value: Any, config_path: Path | None) -> int:
@@ -235,7 +251,7 @@ def _parse_seconds(value: Any, source: str, what: str) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1.0
-    if isinstance(value, bool) or not seconds >= 0:
+    if isinstance(value, bool) or not 0 <= seconds < float("inf"):
         raise ConfigError(f"Invalid {what} {value!r} (from {source}): "
                           "give a number of seconds, 0 or more.")
     return seconds

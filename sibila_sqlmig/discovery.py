@@ -41,6 +41,7 @@ HEADER_KEYS: dict[str, type | tuple[type, ...]] = {
 # The text of small up.sql files is kept (it is what runs) up to this much in all.
 KEPT_TEXT_BUDGET = 16 * 1024 * 1024
 _IGNORED_FOLDERS = frozenset({"__pycache__"})
+MAX_TIMEOUT = 2_147_483.0  # seconds: the largest timeout every engine takes
 _KINDS = {str: "string", bool: "boolean (true or false)", int: "whole number"}
 
 
@@ -220,7 +221,7 @@ def _validate_header(location: str, data: dict[str, Any],
             problem(f"{key!r} must be a {kind}, not {_short(value)}")
         elif _out_of_range(key, data[key]):
             problem(f"{key!r} must be " + ("from 0 to 100" if key == "retries" else
-                    "0 or more seconds (statement_timeout: 0 means none)") +
+                    f"from 0 to {MAX_TIMEOUT:.0f} seconds (0 means no limit)") +
                     f", not {_short(value)}")
     description = data.get("description")
     if "description" not in data:
@@ -243,7 +244,8 @@ def _validate_header(location: str, data: dict[str, Any],
 def _out_of_range(key: str, value: Any) -> bool:
     if key == "retries":
         return not 0 <= value <= 100
-    return key in ("lock_timeout", "statement_timeout") and not value >= 0
+    # PostgreSQL takes at most 2147483647 ms (about 24 days); infinity is no number.
+    return key in ("lock_timeout", "statement_timeout") and not 0 <= value <= MAX_TIMEOUT
 
 
 def _seconds(value: Any) -> float | None:

@@ -1,7 +1,8 @@
 """Logging as Python libraries do it, without importing logging for nobody.
 
-The package logs to ``sibila_sqlmig.<module>`` loggers and configures no
-handler: INFO for each version applied or rolled back, DEBUG for connecting
+The package logs to ``sibila_sqlmig.<module>`` loggers and adds no handler
+but logging's NullHandler (so that its warnings never reach stderr through
+``logging.lastResort`` in a process that configured nothing): INFO for each version applied or rolled back, DEBUG for connecting
 (the URL redacted), the migration lock and each statement. An application
 that logs has imported ``logging`` already; one that has not cannot have
 configured a handler, and importing the module for it would cost every
@@ -16,10 +17,21 @@ from typing import Any
 DEBUG, INFO = 10, 20  # logging's levels, without importing it
 
 
+_QUIET_BY_DEFAULT: list[bool] = []  # set once the package's NullHandler is in place
+
+
 def logger(name: str) -> Any:
     """The ``logging`` logger ``name``, or None when the application does not log."""
     logging = sys.modules.get("logging")
-    return None if logging is None else logging.getLogger(name)
+    if logging is None:
+        return None
+    if not _QUIET_BY_DEFAULT:
+        # As libraries do: without it, a WARNING in a process that configured no logging
+        # (a driver imported logging) would go to stderr through logging.lastResort,
+        # beside the same line the command line prints.
+        logging.getLogger("sibila_sqlmig").addHandler(logging.NullHandler())
+        _QUIET_BY_DEFAULT.append(True)
+    return logging.getLogger(name)
 
 
 def debug(name: str, message: str, *args: object) -> None:

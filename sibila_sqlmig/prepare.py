@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .backends.base import Backend
-from .checks import check_statements
 from .errors import MigrationFilesError, Problem, RollbackRefused, StatementRefused
+from .lint import lint_file, refusals, warnings_of
 from .model import (
     DOWN,
     ROLLBACK_IRREVERSIBLE,
@@ -47,6 +47,7 @@ class PreparedFile(NamedTuple):
     has_implicit_commits: bool  # a statement commits the transaction (MySQL DDL)
     down: SqlFile | None = None  # of an up run: its down.sql now, which the journal keeps
     from_journal: bool = False  # a rollback running the down.sql the journal kept
+    warnings: tuple[str, ...] = ()  # lint warnings (docs/lint.md), printed by a run
 
     @property
     def rollback(self) -> str:
@@ -193,7 +194,8 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
                                    "statements, or the key so that they run"))
     else:
         source = step.stored_down or read_sql_file(migration.down_path)[0]
-    statements = split_sql(read_text(source), backend.dialect)
+    text = read_text(source)
+    statements = split_sql(text, backend.dialect)
     keep = keep_statements or source.text is not None
     prepared = PreparedFile(
         migration, direction, source, step.row_version,
@@ -202,8 +204,14 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
         any(backend.commits_implicitly(s.sql) for s in statements),
         down, step.stored_down is not None,
     )
-    refused += check_statements(statements, path=source.location, dialect=backend.dialect,
-                                transactional=prepared.transactional)
+    assert migration.header is not None, "prepare() only takes migrations with their header"
+    findings = lint_file(text, statements, path=source.location, dialect=backend.dialect,
+                         transactional=prepared.transactional,
+                         has_lock_timeout=backend.file_timeouts(migration.header)[0] is not None)
+    refused += refusals(findings)
+    warned = warnings_of(findings, down=direction == DOWN)
+    if warned:
+        prepared = prepared._replace(warnings=tuple(str(finding) for finding in warned))
     return prepared, refused
 
 

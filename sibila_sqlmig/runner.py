@@ -29,7 +29,7 @@ from .journal import APPLIED, FAILED, ROLLED_BACK, JournalRecord, now, stored_te
 from .log import DEBUG, debug, logger
 from .model import UP
 from .prepare import PreparedFile, load_statements
-from .splitting import Statement
+from .splitting import Statement, head_words
 
 
 class StepResult(NamedTuple):
@@ -110,13 +110,16 @@ def run_file(backend: Backend, prepared: PreparedFile,
             if not isinstance(error, StatementError) or not error.lock_failure:
                 raise
             # Never again after something of the file stayed (no transaction, or MySQL's
-            # implicit commits): running it twice could apply a statement twice.
-            again = attempt < attempts and not error.left_applied
+            # implicit commits): running it twice could apply a statement twice. Nor after
+            # a CONCURRENTLY statement: a failed one leaves an INVALID index behind.
+            stayed = bool(error.left_applied) or "CONCURRENTLY" in head_words(error.sql, 4)
+            again = attempt < attempts and not stayed
             holders = _lock_holders(backend)
             if not again:
                 if attempts > 1:
-                    holders = f"Attempt {attempt} of {attempts}. {holders}"
-                raise with_note(error, holders) from None
+                    holders = (f"Not run again: part of it may have stayed. {holders}"
+                               if stayed else f"Attempt {attempt} of {attempts}. {holders}")
+                raise with_note(error, holders.rstrip()) from None
             delay = _backoff(attempt)
             _tell(backend, f"{prepared.version} {prepared.description}: "
                   f"{error.database_message} (attempt {attempt} of {attempts}); running the "
@@ -136,12 +139,12 @@ def _backoff(attempt: int) -> float:
 
 
 def _lock_holders(backend: Backend) -> str:
-    """Who holds locks now; "" when the engine cannot tell (never raises)."""
+    """Who holds locks now; "" when the engine cannot tell. Never raises: the lock
+    failure being reported matters more than a detail of it."""
     try:
         return backend.lock_holders()
     except Exception as error:
-        if not backend.is_driver_error(error):
-            raise
+        debug(__name__, "could not tell who holds the locks: %s", error)
         return ""
 
 

@@ -256,7 +256,8 @@ def _when(value: Any) -> str:
     return f"{str(value)[:19]} UTC"
 
 
-def detect_transaction_pooling(connection: psycopg.Connection[Any]) -> bool:
+def detect_transaction_pooling(connection: psycopg.Connection[Any],
+                               other: psycopg.Connection[Any] | None = None) -> bool:
     """True when ``connection`` (psycopg, autocommit) reaches PostgreSQL through a pooler
     in transaction mode, where a session lock (pg_advisory_lock) is unsafe: it stays with
     the server session one statement ran on, which the pooler then lends to other
@@ -266,22 +267,25 @@ def detect_transaction_pooling(connection: psycopg.Connection[Any]) -> bool:
     not pg_backend_pid(): when they agree the connection is direct (one query). Else a
     second client pins a server session in a transaction: its being the one that just
     ran our statement (PgBouncer reuses the last freed), or our next statement moving to
-    another, shows that server sessions pass between clients.
+    another, shows that server sessions pass between clients. ``other``, an open
+    autocommit connection to the same database, is that second client (the migrating
+    connection: a small session-mode pool then needs no third server session).
     """
     if not connection.autocommit:
         raise ValueError("detect_transaction_pooling needs an autocommit connection")
     first = _backend_pid(connection)
     if first == connection.info.backend_pid:
         return False
-    for _ in range(3):
-        other = type(connection).connect(connection.info.dsn, autocommit=True,
-                                          password=connection.info.password or None)
+    for _ in range(1 if other is not None else 3):
+        second = other or type(connection).connect(
+            connection.info.dsn, autocommit=True, password=connection.info.password or None)
         try:
-            with other.transaction():
-                if _backend_pid(other) == first or _backend_pid(connection) != first:
+            with second.transaction():
+                if _backend_pid(second) == first or _backend_pid(connection) != first:
                     return True
         finally:
-            other.close()
+            if other is None:
+                second.close()
         first = _backend_pid(connection)
     return False
 

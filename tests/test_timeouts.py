@@ -153,7 +153,8 @@ def test_sqlite_statement_timeout_interrupts_a_long_statement(
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("lock_timeout: -1", "'lock_timeout' must be 0 or more seconds"),
+    ("lock_timeout: -1", "'lock_timeout' must be from 0 to 2147483 seconds"),
+    ("lock_timeout: .inf", "'lock_timeout' must be from 0 to 2147483 seconds"),
     ("statement_timeout: soon", "'statement_timeout' must be a number of seconds"),
     ("retries: 1000", "'retries' must be from 0 to 100"),
     ("retries: true", "'retries' must be a whole number"),
@@ -206,3 +207,50 @@ def test_keepalives_are_set_on_the_mysql_socket(mysql_db: ScratchDatabase) -> No
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
     finally:
         backend.close()
+
+
+def test_a_non_superuser_role_still_gets_the_lock_timeout_error(
+        postgres_db: ScratchDatabase, tmp_path: Path, cli) -> None:
+    """pg_stat_activity hides other roles' session details from a plain role."""
+    import uuid
+
+    role = f"sqlmig_plain_{uuid.uuid4().hex[:8]}"
+    admin = postgres_db.admin
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    admin.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+    try:
+        url = postgres_db.url.replace("postgres@", f"{role}@")
+        migrations = tmp_path / "migrations"
+        write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n")
+        assert cli("migrate", "--database", url, "--migrations", str(migrations)).code == 0
+        write_version(migrations, "002_alter", "ALTER TABLE t ADD COLUMN b INT;\n",
+                      lock_timeout=0.3, retries=1)
+        admin.execute("BEGIN")
+        admin.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        try:
+            result = cli("migrate", "--database", url, "--migrations", str(migrations))
+        finally:
+            admin.execute("ROLLBACK")
+        assert result.code == 1 and "lock timeout" in result.err
+        assert "Traceback" not in result.err
+    finally:
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_failed_concurrent_index_is_never_run_again(postgres_db: ScratchDatabase,
+                                                      tmp_path: Path, cli) -> None:
+    args = _table_t(postgres_db, cli, tmp_path)
+    write_version(tmp_path / "migrations", "002_index",
+                  "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_a ON t (a);\n",
+                  transaction=False, lock_timeout=0.3, retries=2)
+    holder = postgres_db.admin
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE t IN SHARE ROW EXCLUSIVE MODE")
+    try:
+        result = cli("migrate", *args)
+    finally:
+        holder.execute("ROLLBACK")
+    assert result.code == 1 and "running the file again" not in result.err
+    assert "Not run again: part of it may have stayed" in result.err
+    assert postgres_db.versions() == ["001"]

@@ -151,8 +151,10 @@ class Backend(abc.ABC):
         The rollback never hides the error that caused it (the connection may be
         gone by then).
         """
-        self.begin()
         try:
+            # Inside: a BEGIN that fails half-way (PostgreSQL's BEGIN carries a file's SET
+            # LOCALs) leaves no aborted transaction behind.
+            self.begin()
             yield
             self.commit()  # inside: a COMMIT that fails (a deferred constraint) rolls back
         except BaseException:
@@ -177,10 +179,7 @@ class Backend(abc.ABC):
     def file_timeouts(self, header: Header) -> tuple[float | None, float | None]:
         """The file's lock_timeout and statement_timeout in seconds: its header's, else
         the project's default; None leaves the engine's own setting alone."""
-        defaults = self.file_defaults
-        return (defaults.lock_timeout if header.lock_timeout is None else header.lock_timeout,
-                defaults.statement_timeout if header.statement_timeout is None
-                else header.statement_timeout)
+        return self.file_defaults.timeouts(header)
 
     def file_retries(self, header: Header) -> int:
         """How many more times a file runs after a lock timeout or deadlock."""

@@ -163,9 +163,12 @@ class PostgresBackend(Backend):
             "ORDER BY bool_or(l.mode = 'AccessExclusiveLock') DESC, a.xact_start LIMIT 3")
         if not rows:
             return ""
+        # Another role's session shows no client, state or start to a non-superuser.
         held = "; ".join(
-            f"pid {pid} (application '{app or '?'}', client {client or 'local socket'}, "
-            f"{state}, transaction since {started:%Y-%m-%d %H:%M:%S}) holds {locks}"
+            f"pid {pid} (application '{app or '?'}', client {client or '?'}, "
+            f"{state or 'state hidden'}"
+            f"{f', transaction since {started:%Y-%m-%d %H:%M:%S}' if started else ''}) "
+            f"holds {locks}"
             for pid, app, client, state, started, locks in rows)
         ends = " or ".join(f"`SELECT pg_terminate_backend({row[0]});`" for row in rows)
         return f"Sessions holding table locks now: {held}. {ends} ends one."
@@ -263,7 +266,7 @@ class PostgresBackend(Backend):
         try:
             from ..tablelock import detect_transaction_pooling
 
-            if detect_transaction_pooling(holder):
+            if detect_transaction_pooling(holder, self._connection):
                 raise ConfigError(
                     f"{self.url} goes through a pooler in transaction mode (PgBouncer), "
                     "where the advisory migration lock is unsafe: it stays with one server "
@@ -297,6 +300,7 @@ class PostgresBackend(Backend):
 
 def _timeout_settings(lock: float | None, statement: float | None) -> list[bytes]:
     """``name = 'Nms'`` for each timeout that is set (0: none), for SET or SET LOCAL."""
-    return [f"{name} = '{round(seconds * 1000)}ms'".encode()
+    # At least 1 ms: 0 means "no limit" to PostgreSQL, never what a tiny value meant.
+    return [f"{name} = '{max(1, round(seconds * 1000)) if seconds else 0}ms'".encode()
             for name, seconds in (("lock_timeout", lock), ("statement_timeout", statement))
             if seconds is not None]

@@ -88,9 +88,14 @@ class SQLiteBackend(Backend):
     def execute(self, sql: str) -> None:
         # Connection.execute refuses a string with two statements, so a mis-split
         # can never run unnoticed.
-        if self._statement_timeout:
-            self._deadline = time.monotonic() + self._statement_timeout
-        self.connection.execute(sql).fetchall()
+        if not self._statement_timeout:
+            self.connection.execute(sql).fetchall()
+            return
+        self._deadline = time.monotonic() + self._statement_timeout
+        try:
+            self.connection.execute(sql).fetchall()
+        finally:  # the file's statements only: never the bookkeeping after them
+            self._deadline = None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, tuple(params)).fetchall()
@@ -153,7 +158,8 @@ class SQLiteBackend(Backend):
         lock, statement = self.file_timeouts(header)
         connection = self.connection
         if lock is not None:  # 0: wait as long as it takes (a day, in SQLite's terms)
-            connection.execute(f"PRAGMA busy_timeout = {round((lock or 86400) * 1000)}")
+            connection.execute(
+                f"PRAGMA busy_timeout = {max(1, round((lock or 86400) * 1000))}")
         if statement:
             self._statement_timeout = statement
             connection.set_progress_handler(self._past_deadline, 10_000)
