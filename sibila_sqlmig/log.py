@@ -3,10 +3,11 @@
 The package logs to ``sibila_sqlmig.<module>`` loggers and adds no handler
 but logging's NullHandler (so that its warnings never reach stderr through
 ``logging.lastResort`` in a process that configured nothing): INFO for each
-version applied or rolled back, DEBUG for connecting (the URL redacted), the migration lock and each statement. An application
-that logs has imported ``logging`` already; one that has not cannot have
-configured a handler, and importing the module for it would cost every
-command 9 ms (benchmarks/run.py, startup) for nothing.
+version applied or rolled back, DEBUG for connecting (the URL redacted), the
+migration lock and each statement. An application that logs has imported
+``logging`` already; one that has not cannot have configured a handler, and
+importing the module for it would cost every command 9 ms (benchmarks/run.py,
+startup) for nothing.
 """
 
 from __future__ import annotations
