@@ -76,3 +76,12 @@ def test_cli_exit_codes_match_the_errors_module() -> None:
     from sibila_sqlmig import cli, errors
 
     assert (cli.EXIT_OK, cli.EXIT_FAILED) == (errors.EXIT_OK, errors.EXIT_FAILED)
+
+
+def test_the_readme_lists_every_lint_rule() -> None:
+    from sibila_sqlmig.lint import RULES
+
+    for rule, spec in RULES.items():
+        row = re.search(rf"^\| [^|]*`{rule}`[^|]* \| (\w+) \|", README, re.M)
+        assert row is not None, f"README lacks the lint rule {rule}"
+        assert row.group(1) == spec.level, rule
