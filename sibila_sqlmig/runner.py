@@ -178,10 +178,9 @@ def _bookkeeping(run: _Execution) -> None:
     """Write (or delete) the tracking row and append the journal row."""
     backend, prepared = run.backend, run.prepared
     try:
-        if prepared.direction == UP:
-            backend.record(prepared.version, prepared.description, prepared.checksum)
-        else:
-            backend.unrecord(prepared.row_version)
+        refused = backend.bookkeep(run.journal_record(APPLIED if prepared.direction == UP
+                                                      else ROLLED_BACK),
+                                   row_version=prepared.row_version)
     except Exception as error:
         if not backend.is_driver_error(error):
             raise
@@ -196,8 +195,6 @@ def _bookkeeping(run: _Execution) -> None:
                                table=str(backend.table),
                                database_message=backend.error_message(error),
                                outcome=outcome, direction=prepared.direction) from None
-    refused = backend.try_journal(run.journal_record(APPLIED if prepared.direction == UP
-                                                     else ROLLED_BACK))
     if refused is not None:
         _journal_not_written(run, refused)
 

@@ -382,3 +382,22 @@ def test_diff_marks_a_last_line_without_newline(sqlite_db: ScratchDatabase, tmp_
     shown = cli("diff", "1", *args).out.splitlines()
     assert shown[3:] [:4] == ["-CREATE TABLE c (x INT);", "\\ No newline at end of file",
                               "+CREATE TABLE c (x INT);", "+-- more"]
+
+
+def test_postgresql_keeps_the_tracking_row_when_the_journal_row_is_refused(
+        postgres_db: ScratchDatabase, tmp_path: Path, cli) -> None:
+    """The tracking row and the journal row go in one statement after a savepoint; a
+    journal row the server refuses is undone alone."""
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_users", USERS_UP, USERS_DOWN)
+    args = ("--database", postgres_db.url, "--migrations", str(migrations))
+    assert cli("migrate", *args).code == 0
+    postgres_db.admin.execute(f"ALTER TABLE {JOURNAL} ADD CONSTRAINT refuse_002 "
+                              "CHECK (version <> '002')")
+    write_version(migrations, "002_tags", TAGS_UP, TAGS_DOWN)
+    result = cli("migrate", *args)
+    assert result.code == 0, result.err
+    assert "its journal row could not be written" in result.err and "refuse_002" in result.err
+    assert postgres_db.versions() == ["001", "002"] and "tags" in postgres_db.tables()
+    assert cli("rollback", *args).code == 0  # the down: both rows in one statement again
+    assert postgres_db.versions() == ["001"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..config import DEFAULT_LOCK_LEASE, FileDefaults, TableName
 from ..dburl import DatabaseURL
 from ..errors import ConnectError, DatabaseError, LockTimeoutError
-from ..model import AppliedRow, Header, JournalEntry
+from ..model import UP, AppliedRow, Header, JournalEntry
 
 if TYPE_CHECKING:
     from ..journal import JournalRecord
@@ -352,13 +352,26 @@ class Backend(abc.ABC):
 
     def journal(self, row: JournalRecord) -> None:
         """Append one row to the journal (inside the caller's transaction, if any)."""
+        self.query(self._journal_insert, self.journal_values(row))
+
+    def journal_values(self, row: JournalRecord) -> list[Any]:
+        """A journal row's values in the order of its columns, as the driver binds them."""
         from ..journal import client
 
         host, user, version = client()
         # Cut to the columns' sizes: a long $LOGNAME must not fail the row (MySQL strict).
-        values = [*row[:11], self.journal_time(row.started_at), *row[12:], host[:255],
-                  user[:255], version[:64]]
-        self.query(self._journal_insert, values)
+        return [*row[:11], self.journal_time(row.started_at), *row[12:], host[:255],
+                user[:255], version[:64]]
+
+    def bookkeep(self, row: JournalRecord, *, row_version: str) -> str | None:
+        """In the open transaction: write (an up run) or delete (a down run) the tracking
+        row, and append the journal row. The tracking row's driver error is raised; a
+        journal row the database refuses only returns why (the tracking row stays)."""
+        if row.direction == UP:
+            self.record(row.version, row.description, row.checksum)
+        else:
+            self.unrecord(row_version)
+        return self.try_journal(row)
 
     def try_journal(self, row: JournalRecord) -> str | None:
         """Append a row, or leave the caller's transaction as it was and return why not.
@@ -380,7 +393,7 @@ class Backend(abc.ABC):
     @functools.cached_property
     def _journal_insert(self) -> str:
         marks = ", ".join([self.placeholder] * len(_JOURNAL_COLUMN_NAMES))
-        return (f"INSERT INTO {self.qualified(self.table.journal)} ({_JOURNAL_COLUMNS}) "
+        return (f"INSERT INTO {self.qualified(self.table.journal)} ({JOURNAL_COLUMNS}) "
                 f"VALUES ({marks})")
 
     def journal_time(self, moment: datetime.datetime) -> object:
@@ -424,7 +437,7 @@ _JOURNAL_COLUMN_NAMES = (
     "version", "direction", "description", "checksum", "sql_text", "sql_checksum",
     "down_sql", "down_checksum", "transactional", "rollback_mode", "file_path", "started_at",
     "seconds", "outcome", "error", "statements", "attempt", "host", "os_user", "tool_version")
-_JOURNAL_COLUMNS = ", ".join(_JOURNAL_COLUMN_NAMES)
+JOURNAL_COLUMNS = ", ".join(_JOURNAL_COLUMN_NAMES)
 
 
 def _journal_entry(row: Sequence[Any]) -> JournalEntry:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
 from ..model import Header
-from .base import Backend
+from .base import JOURNAL_COLUMNS, Backend
 
 if TYPE_CHECKING:
     from ..journal import JournalRecord
@@ -231,6 +231,58 @@ class PostgresBackend(Backend):
     def relation_exists(self, table: TableName) -> bool:
         rows = self.query("SELECT to_regclass(%s) IS NOT NULL", [self.qualified(table)])
         return bool(rows[0][0])
+
+    def bookkeep(self, row: JournalRecord, *, row_version: str) -> str | None:
+        # One round trip, as the tracking row alone took: a savepoint, then one statement
+        # that writes both rows (values rendered by psycopg's own literal quoting, as its
+        # client-side binding does). Refused, it is undone to the savepoint and the
+        # tracking row is written alone: an error then is the tracking row's.
+        try:
+            sql = self._bookkeeping_sql(row, row_version).encode(self._connection.info.encoding)
+        except (psycopg.Error, UnicodeError):  # a value psycopg cannot render (a NUL)
+            return super().bookkeep(row, row_version=row_version)
+        result = self._connection.pgconn.exec_(sql)
+        try:
+            self._check(result)
+            return None
+        except psycopg.Error as error:
+            refused = self.error_message(error)
+        self._check(self._connection.pgconn.exec_(
+            b"ROLLBACK TO SAVEPOINT sibila_sqlmig_journal"))
+        if row.direction == "up":
+            self.record(row.version, row.description, row.checksum)
+        else:
+            self.unrecord(row_version)
+        return refused
+
+    def _bookkeeping_sql(self, row: JournalRecord, row_version: str) -> str:
+        escape = pq.Escaping(self._connection.pgconn)
+        encoding = self._connection.info.encoding
+
+        def literal(value: Any) -> str:
+            # libpq's own quoting (PQescapeLiteral) for text; numbers and flags as SQL.
+            if value is None:
+                return "NULL"
+            if isinstance(value, bool):
+                return "TRUE" if value else "FALSE"
+            if isinstance(value, (int, float)):
+                return repr(value)
+            if isinstance(value, datetime.datetime):
+                return literal(value.isoformat()) + "::timestamptz"
+            if "\x00" in value:
+                raise UnicodeError("PostgreSQL text cannot hold NUL")
+            return bytes(escape.escape_literal(value.encode(encoding))).decode(encoding)
+
+        if row.direction == "up":
+            tracking = (f"INSERT INTO {self.table_sql} (version, description, checksum) "
+                        f"VALUES ({literal(row.version)}, {literal(row.description)}, "
+                        f"{literal(row.checksum)})")
+        else:
+            tracking = f"DELETE FROM {self.table_sql} WHERE version = {literal(row_version)}"
+        values = ", ".join(literal(value) for value in self.journal_values(row))
+        return (f"SAVEPOINT sibila_sqlmig_journal; WITH tracked AS ({tracking} RETURNING 1) "
+                f"INSERT INTO {self.qualified(self.table.journal)} ({JOURNAL_COLUMNS}) "
+                f"VALUES ({values})")
 
     def try_journal(self, row: JournalRecord) -> str | None:
         # A failed statement aborts a PostgreSQL transaction: the row gets a savepoint of
