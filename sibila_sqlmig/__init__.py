@@ -19,7 +19,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Migrator": "api",
+    "DiffResult": "api",
+    "HistoryResult": "api",
+    "LintResult": "api",
     "RepairResult": "api",
+    "RestoreResult": "api",
     "RunResult": "api",
     "StatusResult": "api",
     "VerifyResult": "api",
@@ -34,13 +38,18 @@ _EXPORTS = {
     "ConfigError": "errors",
     "DatabaseError": "errors",
     "DriftError": "errors",
+    "ForeignKeyCheckError": "errors",
+    "JournalMissingError": "errors",
+    "LockLostError": "errors",
     "LockTimeoutError": "errors",
     "MigrationFilesError": "errors",
     "OutOfOrderError": "errors",
     "RollbackRefused": "errors",
     "SqlmigError": "errors",
     "StatementError": "errors",
+    "TrackingRowError": "errors",
     "UsageError": "errors",
+    "JournalEntry": "model",
     "State": "model",
     "StepResult": "runner",
     "Statement": "splitting",
@@ -65,8 +74,12 @@ def __dir__() -> list[str]:
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli.py)
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .api import DiffResult as DiffResult
+    from .api import HistoryResult as HistoryResult
+    from .api import LintResult as LintResult
     from .api import Migrator as Migrator
     from .api import RepairResult as RepairResult
+    from .api import RestoreResult as RestoreResult
     from .api import RunResult as RunResult
     from .api import StatusResult as StatusResult
     from .api import VerifyResult as VerifyResult
@@ -81,13 +94,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import ConfigError as ConfigError
     from .errors import DatabaseError as DatabaseError
     from .errors import DriftError as DriftError
+    from .errors import ForeignKeyCheckError as ForeignKeyCheckError
+    from .errors import JournalMissingError as JournalMissingError
+    from .errors import LockLostError as LockLostError
     from .errors import LockTimeoutError as LockTimeoutError
     from .errors import MigrationFilesError as MigrationFilesError
     from .errors import OutOfOrderError as OutOfOrderError
     from .errors import RollbackRefused as RollbackRefused
     from .errors import SqlmigError as SqlmigError
     from .errors import StatementError as StatementError
+    from .errors import TrackingRowError as TrackingRowError
     from .errors import UsageError as UsageError
+    from .model import JournalEntry as JournalEntry
     from .model import State as State
     from .runner import StepResult as StepResult
     from .splitting import Statement as Statement
