@@ -261,6 +261,9 @@ class Migrator:
         self.settings = settings
         self.notify = notify
         self.on_connect = on_connect
+        log = logger(__name__)
+        for notice in settings.notices if log is not None else ():
+            log.warning("%s", notice)
 
     # --- read-only ---------------------------------------------------------------------
 
@@ -455,6 +458,8 @@ class Migrator:
 
                 notice = implicit_commit_notice(files)
                 warnings = [*([notice] if notice else []), *_lint_warnings(files)]
+                for warning in warnings:  # before anything runs, while it can still matter
+                    self._tell(warning)
                 try:
                     steps = run_files(backend, files, progress, on_statement)
                 except SqlmigError as error:
@@ -462,6 +467,14 @@ class Migrator:
                         error.backup = backup
                     raise
                 return RunResult(direction, False, files, steps, warnings, backup)
+
+    def _tell(self, text: str) -> None:
+        """A line for the caller (``notify``: the command line prints it) and the log."""
+        if self.notify is not None:
+            self.notify(text)
+        log = logger(__name__)
+        if log is not None:
+            log.warning("%s", text)
 
     def _back_up(self, direction: str, files: Sequence[PreparedFile]) -> str | None:
         """SQLite: a consistent copy of the database file before a run changes it (README:

@@ -203,6 +203,8 @@ def _migrator(args: argparse.Namespace, out: Output, *,
                              lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
                              backup=False if getattr(args, "no_backup", False) else None,
                              relative_paths=True)  # this process never changes folder
+    for notice in settings.notices:
+        notify(notice)
     return Migrator(settings, notify=notify)
 
 
@@ -245,6 +247,8 @@ def _show_plan(result: RunResult, out: Output, args: argparse.Namespace) -> None
         out.json(result.to_dict())
         return
     verb = "apply" if result.direction == "up" else "roll back"
+    for warning in result.warnings:
+        out.line(warning)
     if not result.planned:
         out.line(f"Nothing to {verb}.", always=True)
     for prepared in result.planned:
@@ -280,8 +284,7 @@ def _run(args: argparse.Namespace, out: Output, direction: str, run: Run) -> int
     if args.dry_run:
         _show_plan(result, out, args)
         return EXIT_OK
-    for warning in result.warnings:
-        out.line(warning)
+    # The warnings were said before the run (Migrator's notify, on stderr).
     done = [step for step in result.steps if not step.skipped]
     if direction == "up":
         out.line(f"{len(done)} version(s) applied." if done else

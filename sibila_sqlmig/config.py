@@ -117,6 +117,7 @@ class Settings(NamedTuple):
     lock_lease: float = DEFAULT_LOCK_LEASE  # lock: table: a holder silent this long is dead
     # Project-wide defaults of the header keys lock_timeout, statement_timeout, retries.
     file_defaults: FileDefaults = FileDefaults()
+    notices: tuple[str, ...] = ()  # what the configuration means that a user may not expect
 
 
 def load_settings(
@@ -215,7 +216,20 @@ def load_settings(
         lock_kind=str(kind),
         lock_lease=_parse_seconds(lease, lease_source, "lock lease"),
         file_defaults=file_defaults,
+        notices=_notices(file_values, config_path),
     )
+
+
+def _notices(file_values: Mapping[str, Any], config_path: Path | None) -> tuple[str, ...]:
+    """Earlier releases read sibila_sqlmig.yaml's lock_timeout as the wait for the
+    migration lock; it is now each statement's default lock timeout (lock_wait is the
+    wait). Said until the file names lock_wait too, so that nobody is surprised."""
+    if "lock_timeout" in file_values and "lock_wait" not in file_values:
+        return (f"note: {config_path}: 'lock_timeout' is each statement's lock timeout "
+                f"(since this release); the wait for another run's migration lock is "
+                f"'lock_wait' (default {DEFAULT_LOCK_TIMEOUT:g} s). Add lock_wait to the "
+                "file to keep the old meaning, and this note goes away.",)
+    return ()
 
 
 def _optional_seconds(value: Any, config_path: Path | None, key: str) -> float | None:

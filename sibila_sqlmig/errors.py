@@ -249,8 +249,13 @@ class StatementError(SqlmigError):
         if note:
             lines.append(f"  {note}")
         again = "migrate" if direction == "up" else "rollback"
-        lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run "
-                     f"{again} again.")
+        if lock_failure:
+            lines.append(f"  Another session held a lock it needed: end that session, or run "
+                         f"{again} again when it is done ('lock_timeout' and 'retries' in "
+                         "migration.yaml make the file wait and try again by itself).")
+        else:
+            lines.append(f"  Fix the statement in {path.name} (or the data it needs) and run "
+                         f"{again} again.")
         super().__init__("\n".join(lines))
 
 

@@ -88,10 +88,10 @@ def drift_problems(report: StatusReport) -> list[str]:
                      "already matches it, run `sibila-sqlmig repair`.")
     for entry in report.having(State.MISSING):
         lines.append(f"  {entry.version} ({entry.description}): applied, but its folder is "
-                     "not in the migrations folder. Restore it (a branch switch?), roll it "
-                     "back with the down.sql the journal kept (`sibila-sqlmig rollback`, when "
-                     "it is the newest), or run `sibila-sqlmig repair --forget-missing` to "
-                     "drop its row.")
+                     "not in the migrations folder. Restore it (a branch switch?); or, if the "
+                     "journal kept its down.sql (it was applied by this release), roll it "
+                     "back with `sibila-sqlmig rollback` when it is the newest; or run "
+                     "`sibila-sqlmig repair --forget-missing` to drop its row.")
     return lines
 
 

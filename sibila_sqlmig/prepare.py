@@ -183,6 +183,7 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
     migration = step.migration
     down = None
     refused: list[Problem] = []
+    down_warnings: list[str] = []
     if direction == UP:
         source = migration.up
         down, judged = read_sql_file(migration.down_path)  # kept by the journal
@@ -192,6 +193,12 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
             refused.append(Problem(down.path, "holds statements, but migration.yaml says "
                                    "'rollback: noop' (nothing to undo); remove the "
                                    "statements, or the key so that they run"))
+        elif header is not None:
+            # The journal keeps this down.sql: what would refuse it at rollback time is
+            # said now, while the file can still be fixed (a warning: the up run is fine).
+            down_warnings = [f"{problem} (rollback would refuse this down.sql: fix it now, "
+                             "while the journal can still keep the fixed one)"
+                             for problem in _down_refusals(down, header.transaction, backend)]
     else:
         source = step.stored_down or read_sql_file(migration.down_path)[0]
     text = read_text(source)
@@ -209,10 +216,21 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
                          transactional=prepared.transactional,
                          has_lock_timeout=backend.file_timeouts(migration.header)[0] is not None)
     refused += refusals(findings)
-    warned = warnings_of(findings, down=direction == DOWN)
-    if warned:
-        prepared = prepared._replace(warnings=tuple(str(finding) for finding in warned))
+    warned = [str(finding) for finding in warnings_of(findings, down=direction == DOWN)]
+    if warned or down_warnings:
+        prepared = prepared._replace(warnings=tuple(warned + down_warnings))
     return prepared, refused
+
+
+def _down_refusals(down: SqlFile, transactional: bool, backend: Backend) -> list[Problem]:
+    """The lint errors of an up run's down.sql (a file that does not split, too)."""
+    text = read_text(down)
+    try:
+        statements = split_sql(text, backend.dialect)
+    except SplitError as error:
+        return [Problem(down.path, error.message, error.line)]
+    return refusals(lint_file(text, statements, path=down.location, dialect=backend.dialect,
+                              transactional=transactional, has_lock_timeout=True))
 
 
 def load_statements(prepared: PreparedFile) -> tuple[Statement, ...]:

@@ -118,8 +118,10 @@ def test_mysql_run_with_ddl_says_ddl_commits_implicitly(mysql_db: ScratchDatabas
     write_version(migrations, "002_dml", "INSERT INTO t1 VALUES (1);\n")
     result = cli("migrate", "--database", mysql_db.url, "--migrations", str(migrations))
     assert result.code == 0
-    assert "MySQL/MariaDB commit DDL implicitly" in result.out
-    assert "version(s) 001 can leave" in result.out
+    # Said before the run, on stderr with the other notices.
+    assert "MySQL/MariaDB commit DDL implicitly" in result.err
+    assert "version(s) 001 can leave" in result.err
+    assert result.err.index("commit DDL implicitly") >= 0 and "applied 001" in result.out
 
 
 def test_mysql_delimiter_procedure_migration(mysql_db: ScratchDatabase, tmp_path: Path,

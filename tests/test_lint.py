@@ -533,6 +533,24 @@ def test_migrate_prints_the_warnings_of_what_it_runs(sqlite_db, tmp_path: Path, 
     migrations = tmp_path / "migrations"
     write_version(migrations, "001_users", "CREATE TABLE users (id INT, name TEXT);\n")
     write_version(migrations, "002_drop", "ALTER TABLE users DROP COLUMN name;\n")
-    result = cli("migrate", "--database", sqlite_db.url, "--migrations", str(migrations))
+    args = ("--database", sqlite_db.url, "--migrations", str(migrations))
+    dry = cli("migrate", "--dry-run", *args)
+    assert "002_drop/up.sql:1: warning drop-column" in dry.out
+    result = cli("migrate", *args)
     assert result.code == 0, result.err
-    assert "002_drop/up.sql:1: warning drop-column" in result.out
+    assert "002_drop/up.sql:1: warning drop-column" in result.err  # said before the run
+
+
+def test_migrate_warns_of_a_down_sql_that_rollback_would_refuse(sqlite_db, tmp_path: Path,
+                                                                 cli) -> None:
+    """The journal keeps the down.sql: say now what would refuse it at rollback time."""
+    from conftest import write_version
+
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n",
+                  "BEGIN;\nDROP TABLE t;\nCOMMIT;\n")
+    args = ("--database", sqlite_db.url, "--migrations", str(migrations))
+    result = cli("migrate", *args)
+    assert result.code == 0 and "001_t/down.sql:1: " in result.err
+    assert "[transaction-control] (rollback would refuse this down.sql" in result.err
+    assert cli("rollback", *args).code == 2

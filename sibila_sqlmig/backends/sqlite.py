@@ -78,6 +78,7 @@ class SQLiteBackend(Backend):
         # reads plain tuples and text.
         self._connection.row_factory = None
         self._connection.text_factory = str
+        self._connection.isolation_level = None  # the runner's BEGIN and COMMIT, no others
         return True
 
     def close(self) -> None:
