@@ -316,7 +316,7 @@ class Migrator:
         migrations = self._discover(unwritten_ok=True)
         if versions:
             report = build_status(migrations, [])
-            chosen = [resolve_version(report, version, argument="version").migration
+            chosen = [resolve_version(report, version, argument="lint").migration
                       for version in versions]
             migrations = [migration for migration in chosen if migration is not None]
         dialect = self.settings.database.dialect
@@ -373,7 +373,8 @@ class Migrator:
                 why = (f"{where} has no journal yet (it was last migrated by an earlier "
                        "release or by Sibila), so nothing of what ran was kept")
             elif now is None:
-                why = f"there is no version {version} in the migrations folder or the journal"
+                raise UsageError("no such version in the migrations folder or the journal.",
+                                 argument="diff", value=version)
             else:
                 why = (f"the journal of {where} holds no applied run of version {version}: "
                        "it was applied before the journal existed, or recorded by baseline, "
@@ -514,9 +515,11 @@ class Migrator:
         it is now; the result says which versions the database records then."""
         settings = self.settings
         if settings.database.dialect != "sqlite":
+            tools = "pg_restore or psql" if settings.database.dialect == "postgresql" \
+                else "the mysql client"
             raise UsageError(f"restore puts back the backups sibila-sqlmig takes of SQLite "
-                             f"files; {settings.database.dialect} databases are restored with "
-                             "the server's own tools (pg_restore, mysql).")
+                             f"files; a {settings.database.dialect} database is restored with "
+                             f"the server's own tools ({tools}).")
         from .sqlite_backup import restore_backup
 
         done = restore_backup(settings.database.path, None if backup is None else Path(backup),

@@ -8,8 +8,9 @@ those statements (DDL, a few PRAGMA and SET) are read further, and only their fi
 Rules name themselves by id; ``lint.py`` holds their levels and texts (``RULES``),
 drops another engine's rules, and applies the ``-- sqlmig: allow`` comments.
 
-``check_statements`` is what ``prepare`` asks before anything runs: the error-level
-findings no comment allowed, as problems.
+``check_statements`` gives the error-level findings no comment allowed, as problems
+(``prepare`` calls ``lint.lint_file`` and ``lint.refusals`` itself, to keep the
+warnings too).
 """
 
 from __future__ import annotations

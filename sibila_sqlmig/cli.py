@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     diff = add("diff", "the up.sql that ran (kept by the journal) against the file now; "
                "exit 1 when they differ")
-    diff.add_argument("version", metavar="VERSION")
+    diff.add_argument("version", metavar="VERSION", help="the applied version to compare")
 
     lint = add("lint", "check up.sql and down.sql against the lint rules (docs/lint.md); "
                "exit 2 on an error")
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "rollback)")
 
     baseline = add("baseline", "record versions up to VERSION as applied without running them")
-    baseline.add_argument("version", metavar="VERSION")
+    baseline.add_argument("version", metavar="VERSION",
+                          help="the newest version to record (it and those before it)")
 
     repair = add("repair", "accept the checksums on disk and fill NULL ones")
     repair.add_argument("--forget-missing", action="store_true",
@@ -408,7 +409,8 @@ def _history(args: argparse.Namespace, out: Output) -> int:
                  f"{'outcome':<17} {'seconds':>9} {'statements':>10}  user@host  description")
     for entry in result.entries:
         took = f"{entry.seconds:.3f} s" if entry.seconds is not None else ""
-        outcome = out.paint(entry.outcome.ljust(17), colours.get(entry.outcome, "36"))
+        shown = entry.outcome + (f" (try {entry.attempt})" if entry.attempt > 1 else "")
+        outcome = out.paint(shown.ljust(17), colours.get(entry.outcome, "36"))
         out.line(f"  {entry.id:>5} {entry.started_at[:19]}  {entry.version:<8} "
                  f"{entry.direction:<4} {outcome} {took:>9} {entry.statements:>10}  "
                  f"{entry.user}@{entry.host}  {entry.description}", always=True)

@@ -41,19 +41,23 @@ OnConnect = Callable[[Any], None]
 
 def _migrator(database: str | None, migrations: PathLike | None, migrations_dir: PathLike | None,
               config: PathLike | None, table: str | None,
-              lock_timeout: float | None, on_connect: OnConnect | None = None) -> Migrator:
-    """The Migrator of a Sibila call; ``migrations_dir`` is Sibila's name for ``migrations``."""
+              lock_timeout: float | None, on_connect: OnConnect | None = None,
+              **more: Any) -> Migrator:
+    """The Migrator of a Sibila call; ``migrations_dir`` is Sibila's name for ``migrations``;
+    ``more``: Migrator's lock_wait, lock, backup and wait, as the call got them."""
     if migrations is not None and migrations_dir is not None:
         raise TypeError("give migrations= or migrations_dir= (its older name), not both")
     return Migrator(database=database, migrations=migrations if migrations is not None
                     else migrations_dir, config=config, table=table, lock_timeout=lock_timeout,
-                    on_connect=on_connect)
+                    on_connect=on_connect, **more)
 
 
 def run_migrations(database: str | None = None, migrations: PathLike | None = None, *,
                    migrations_dir: PathLike | None = None, config: PathLike | None = None,
                    table: str | None = None, lock_timeout: float | None = None,
-                   on_connect: OnConnect | None = None) -> bool:
+                   on_connect: OnConnect | None = None, lock_wait: float | None = None,
+                   lock: str | None = None, backup: bool | None = None,
+                   wait: float | None = None) -> bool:
     """Apply every pending migration; True on success, False (and a logged error) if not.
 
     Safe to call from every worker at start-up: the migration lock makes each
@@ -63,8 +67,8 @@ def run_migrations(database: str | None = None, migrations: PathLike | None = No
     driver's connection, to register the functions a migration uses).
     """
     return _succeeds("migrations", lambda: _migrator(  # the run logs each version it applies
-        database, migrations, migrations_dir, config, table, lock_timeout,
-        on_connect).migrate())
+        database, migrations, migrations_dir, config, table, lock_timeout, on_connect,
+        lock_wait=lock_wait, lock=lock, backup=backup, wait=wait).migrate())
 
 
 def _succeeds(what: str, action: Callable[[], object]) -> bool:
@@ -107,11 +111,12 @@ def _status_dict(result: StatusResult) -> dict[str, Any]:
 def migration_status(database: str | None = None, migrations: PathLike | None = None, *,
                      migrations_dir: PathLike | None = None, config: PathLike | None = None,
                      table: str | None = None, lock_timeout: float | None = None,
-                     on_connect: OnConnect | None = None) -> dict[str, Any]:
+                     on_connect: OnConnect | None = None,
+                     wait: float | None = None) -> dict[str, Any]:
     """A dict with applied, pending, edited, missing, unverified, total_applied,
     total_pending and current_version. Raises SqlmigError when it cannot tell."""
     return _status(_migrator(database, migrations, migrations_dir, config, table,
-                             lock_timeout, on_connect))
+                             lock_timeout, on_connect, wait=wait))
 
 
 def _status(migrator: Migrator) -> dict[str, Any]:
@@ -125,10 +130,13 @@ class MigrationManager:
     def __init__(self, database: str | None = None, migrations: PathLike | None = None, *,
                  migrations_dir: PathLike | None = None, config: PathLike | None = None,
                  table: str | None = None, lock_timeout: float | None = None,
-                 on_connect: OnConnect | None = None) -> None:
+                 on_connect: OnConnect | None = None, lock_wait: float | None = None,
+                 lock: str | None = None, backup: bool | None = None,
+                 wait: float | None = None) -> None:
         """The same keywords as run_migrations()."""
         self.migrator = _migrator(database, migrations, migrations_dir, config, table,
-                                  lock_timeout, on_connect)
+                                  lock_timeout, on_connect, lock_wait=lock_wait, lock=lock,
+                                  backup=backup, wait=wait)
         settings = self.migrator.settings
         given = migrations if migrations is not None else migrations_dir
         #: The migrations folder as configured (as given, or relative to the working folder).
@@ -278,6 +286,8 @@ def auto_migrate_on_startup(database: str | None = None, migrations: PathLike | 
         status = _status(migrator)
     except SqlmigError as error:
         logger.error("automatic migration at start-up failed: %s", error)
+        if error.backup is not None:
+            logger.error("the backup taken before this run is %s", error.backup)
         return False
     logger.info("database at version %s: %d applied, %d pending", status["current_version"],
                 status["total_applied"], status["total_pending"])

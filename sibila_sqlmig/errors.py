@@ -29,7 +29,7 @@ class SqlmigError(Exception):
 
 
 # The command line's spelling of an API argument, where it is not --NAME.
-_COMMAND_LINE_NAMES = {"version": "baseline"}
+_COMMAND_LINE_NAMES = {"version": "baseline", "lint": "lint", "diff": "diff"}
 
 
 class UsageError(SqlmigError):

@@ -25,12 +25,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import DatabaseError, UsageError
+from .errors import DatabaseError, SqlmigError, UsageError
 
 SUFFIX = ".sqlite-backup"
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _DIRECTIONS = ("up", "down", "restore")
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED, as the backup progress callback sees them
+
+
+class NothingToRestore(SqlmigError):
+    """No backup of the database was found (exit 1, as "nothing to roll back")."""
 
 
 class BackupInfo(NamedTuple):
@@ -112,7 +116,7 @@ def restore_backup(database_path: str | Path, backup: str | Path | None = None, 
     if backup is None:
         runs = [info for info in list_backups(database) if info.direction != "restore"]
         if not runs:
-            raise UsageError(f"no backup of {database.name} found in "
+            raise NothingToRestore(f"no backup of {database.name} found in "
                              f"{database.parent.absolute()}: nothing to restore. Give the "
                              "backup file to restore, or check the database path.")
         backup = runs[0].path
@@ -245,12 +249,18 @@ def _copy(source: Path, target: Path, timeout: float, *, modes: tuple[str, str],
 
 
 def _rotate(database: Path, keep: int, *, protect: set[Path]) -> None:
-    """Delete this database's backups beyond the ``keep`` newest (never ``protect``)."""
+    """Delete this database's backups beyond the ``keep`` newest (never ``protect``).
+
+    The backups of runs and a restore's safety copies are counted apart: restoring a
+    few times must not push out the backups taken before migrations.
+    """
     protected = {path.absolute() for path in protect}
-    for old in list_backups(database)[keep:]:
-        if old.path.absolute() not in protected:
-            with contextlib.suppress(FileNotFoundError):  # another run rotated it first
-                old.path.unlink()
+    backups = list_backups(database)
+    for kind in (("up", "down"), ("restore",)):
+        for old in [info for info in backups if info.direction in kind][keep:]:
+            if old.path.absolute() not in protected:
+                with contextlib.suppress(FileNotFoundError):  # another run rotated it first
+                    old.path.unlink()
 
 
 def _open(path: Path, mode: str, timeout: float) -> sqlite3.Connection:

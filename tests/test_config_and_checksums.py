@@ -136,3 +136,15 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> No
         if no_color:
             env["NO_COLOR"] = no_color
         assert ("\033[" in run_on_terminal(args, tmp_path, env)) is expect_colour
+
+
+def test_a_config_whose_lock_timeout_changed_meaning_gets_a_note(tmp_path: Path) -> None:
+    """Earlier releases read sibila_sqlmig.yaml's lock_timeout as the migration lock's
+    wait: say what it means now, until the file names lock_wait too."""
+    config = tmp_path / "sibila_sqlmig.yaml"
+    config.write_text("lock_timeout: 600\n")
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.lock_timeout == 60 and settings.file_defaults.lock_timeout == 600
+    assert len(settings.notices) == 1 and "'lock_wait'" in settings.notices[0]
+    config.write_text("lock_timeout: 600\nlock_wait: 600\n")
+    assert load_settings(environ={}, cwd=tmp_path).notices == ()

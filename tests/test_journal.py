@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ScratchDatabase, write_version
 from sibila_sqlmig import Migrator
-from sibila_sqlmig.errors import JournalMissingError, RollbackRefused
+from sibila_sqlmig.errors import JournalMissingError, RollbackRefused, UsageError
 from sibila_sqlmig.journal import SQL_CAP
 
 JOURNAL = "schema_migrations_journal"
@@ -306,7 +306,8 @@ def test_diff_without_any_journal_row_fails_clearly(sqlite_db: ScratchDatabase,
     with pytest.raises(JournalMissingError, match="has no journal yet"):
         _migrator(sqlite_db, migrations).diff("1")
     _migrator(sqlite_db, migrations).migrate()
-    with pytest.raises(JournalMissingError, match="no version 7 in the migrations folder"):
+    with pytest.raises(UsageError, match="no such version in the migrations folder or the "
+                                         "journal"):
         _migrator(sqlite_db, migrations).diff("7")
 
 

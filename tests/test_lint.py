@@ -554,3 +554,30 @@ def test_migrate_warns_of_a_down_sql_that_rollback_would_refuse(sqlite_db, tmp_p
     assert result.code == 0 and "001_t/down.sql:1: " in result.err
     assert "[transaction-control] (rollback would refuse this down.sql" in result.err
     assert cli("rollback", *args).code == 2
+
+
+def test_the_lint_pre_commit_hook_runs_as_pre_commit_runs_it(tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT, write_version
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    [hook] = [hook for hook in hooks if hook["id"] == "sibila-sqlmig-lint"]
+    program, *words = shlex.split(hook["entry"])
+    assert program == "sibila-sqlmig" and hook["pass_filenames"] is False
+    command = [sys.executable, "-m", "sibila_sqlmig", *words]
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_t", "CREATE TABLE t (a INT);\n", "DROP TABLE t;\n")
+    good = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert good.returncode == 0, good.stderr + good.stdout
+    write_version(migrations, "002_vacuum", "VACUUM;\n")
+    bad = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "002_vacuum/up.sql:1: error cannot-run-in-transaction" \
+        in bad.stdout
+    unknown = subprocess.run([*command, "999"], cwd=tmp_path, capture_output=True, text=True,
+                             check=False)
+    assert unknown.returncode == 2 and "lint 999: no such version" in unknown.stderr

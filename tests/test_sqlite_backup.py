@@ -15,6 +15,7 @@ import pytest
 
 from sibila_sqlmig.errors import DatabaseError, UsageError
 from sibila_sqlmig.sqlite_backup import (
+    NothingToRestore,
     list_backups,
     restore_backup,
     should_back_up,
@@ -223,10 +224,10 @@ def test_a_deleted_database_can_be_restored(tmp_path: Path) -> None:
 def test_restore_without_backups_names_the_folder(tmp_path: Path) -> None:
     db = make_db(tmp_path / "app.db")
     (tmp_path / "notes.txt").write_text("not a backup")
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(NothingToRestore) as caught:
         restore_backup(db, keep=5)
     assert f"no backup of app.db found in {tmp_path}" in str(caught.value)
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 1  # like "nothing to roll back"
 
 
 @pytest.mark.parametrize("bytes_", [b"", b"hello, not a database\n", b"SQLite format 3\x00" +

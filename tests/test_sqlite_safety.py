@@ -225,7 +225,7 @@ def test_restore_without_a_backup_says_where_it_looked(tmp_path: Path, cli) -> N
     database = tmp_path / "app.db"
     sqlite3.connect(database).close()
     result = cli("restore", "--database", str(database), "--migrations", str(tmp_path))
-    assert result.code == 2 and str(tmp_path) in result.err
+    assert result.code == 1 and str(tmp_path) in result.err
 
 
 def test_on_connect_registers_a_function_that_a_migration_uses(tmp_path: Path) -> None:
