@@ -19,7 +19,7 @@ from .errors import (
     SqlmigError,
     UsageError,
 )
-from .log import debug, logger
+from .log import INFO, debug, logger, tell
 from .model import (
     DOWN,
     UP,
@@ -460,7 +460,7 @@ class Migrator:
                 notice = implicit_commit_notice(files)
                 warnings = [*([notice] if notice else []), *_lint_warnings(files)]
                 for warning in warnings:  # before anything runs, while it can still matter
-                    self._tell(warning)
+                    tell(__name__, self.notify, warning)
                 try:
                     steps = run_files(backend, files, progress, on_statement)
                 except SqlmigError as error:
@@ -468,14 +468,6 @@ class Migrator:
                         error.backup = backup
                     raise
                 return RunResult(direction, False, files, steps, warnings, backup)
-
-    def _tell(self, text: str) -> None:
-        """A line for the caller (``notify``: the command line prints it) and the log."""
-        if self.notify is not None:
-            self.notify(text)
-        log = logger(__name__)
-        if log is not None:
-            log.warning("%s", text)
 
     def _back_up(self, direction: str, files: Sequence[PreparedFile]) -> str | None:
         """SQLite: a consistent copy of the database file before a run changes it (README:
@@ -502,12 +494,8 @@ class Migrator:
                             still_before=still_before)
         if taken is None:
             return None
-        text = f"backup: {taken} (`sibila-sqlmig restore` puts it back)"
-        if self.notify is not None:
-            self.notify(text)
-        log = logger(__name__)
-        if log is not None:
-            log.info("%s", text)
+        tell(__name__, self.notify, f"backup: {taken} (`sibila-sqlmig restore` puts it back)",
+             level=INFO)
         return str(taken)
 
     def restore(self, backup: str | os.PathLike[str] | None = None) -> RestoreResult:

@@ -13,9 +13,10 @@ startup) for nothing.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
-DEBUG, INFO = 10, 20  # logging's levels, without importing it
+DEBUG, INFO, WARNING = 10, 20, 30  # logging's levels, without importing it
 
 
 _QUIET_BY_DEFAULT: list[bool] = []  # set once the package's NullHandler is in place
@@ -33,6 +34,17 @@ def logger(name: str) -> Any:
         logging.getLogger("sibila_sqlmig").addHandler(logging.NullHandler())
         _QUIET_BY_DEFAULT.append(True)
     return logging.getLogger(name)
+
+
+def tell(name: str, notify: Callable[[str], None] | None, text: str, *,
+         level: int = WARNING) -> None:
+    """One line for whoever listens (``notify``: the command line prints it on stderr),
+    and the same line to logger ``name`` when the application logs."""
+    if notify is not None:
+        notify(text)
+    found = logger(name)
+    if found is not None:
+        found.log(level, "%s", text)
 
 
 def debug(name: str, message: str, *args: object) -> None:

@@ -26,7 +26,7 @@ from .errors import (
     with_note,
 )
 from .journal import APPLIED, FAILED, ROLLED_BACK, JournalRecord, now, stored_text
-from .log import DEBUG, debug, logger
+from .log import DEBUG, debug, logger, tell
 from .model import UP
 from .prepare import PreparedFile, load_statements
 from .splitting import Statement, head_words
@@ -121,9 +121,10 @@ def run_file(backend: Backend, prepared: PreparedFile,
                                if stayed else f"Attempt {attempt} of {attempts}. {holders}")
                 raise with_note(error, holders.rstrip()) from None
             delay = _backoff(attempt)
-            _tell(backend, f"{prepared.version} {prepared.description}: "
-                  f"{error.database_message} (attempt {attempt} of {attempts}); running the "
-                  f"file again in {delay:.1f} s. {holders}".rstrip())
+            tell(__name__, backend.notify,
+                 f"{prepared.version} {prepared.description}: {error.database_message} "
+                 f"(attempt {attempt} of {attempts}); running the file again in "
+                 f"{delay:.1f} s. {holders}".rstrip())
             time.sleep(delay)
     return StepResult(prepared.version, prepared.description, prepared.direction,
                       time.perf_counter() - started, len(statements), skipped=not done,
@@ -146,15 +147,6 @@ def _lock_holders(backend: Backend) -> str:
     except Exception as error:
         debug(__name__, "could not tell who holds the locks: %s", error)
         return ""
-
-
-def _tell(backend: Backend, text: str) -> None:
-    """One line for whoever listens (the command line prints it on stderr) and the log."""
-    log = logger(__name__)
-    if log is not None:
-        log.warning("%s", text)
-    if backend.notify is not None:
-        backend.notify(text)
 
 
 def _journal_failure(run: _Execution,
@@ -201,8 +193,9 @@ def _bookkeeping(run: _Execution) -> None:
 
 def _journal_not_written(run: _Execution, reason: str) -> None:
     """Say that a run went unrecorded in the journal (it stays applied and recorded)."""
-    _tell(run.backend, f"warning: version {run.prepared.version} {run.prepared.direction} ran "
-          f"and is recorded, but its journal row could not be written: {reason}")
+    tell(__name__, run.backend.notify,
+         f"warning: version {run.prepared.version} {run.prepared.direction} ran and is "
+         f"recorded, but its journal row could not be written: {reason}")
 
 
 def _already_done(backend: Backend, prepared: PreparedFile) -> bool:
