@@ -308,10 +308,11 @@ class Migrator:
     def lint(self, versions: Sequence[str] = ()) -> LintResult:
         """The lint rules (docs/lint.md) over every version's up.sql and down.sql, or those
         of ``versions``; no database (the dialect is the configured URL's)."""
-        from .lint import EXPECTED_IN_DOWN, WARNING, lint_file
+        from .lint import of_direction
         from .planner import build_status, resolve_version
-        from .splitting import SplitError, split_sql
-        from .sqlfile import read_sql_file, read_text
+        from .prepare import split_and_lint
+        from .splitting import SplitError
+        from .sqlfile import read_sql_file
 
         migrations = self._discover(unwritten_ok=True)
         if versions:
@@ -328,17 +329,14 @@ class Migrator:
             has_lock_timeout = self.settings.file_defaults.timeouts(header)[0] is not None
             for source, down in ((migration.up, False),
                                  (read_sql_file(migration.down_path)[0], True)):
-                text = read_text(source)
                 try:
-                    statements = split_sql(text, dialect)
+                    found = split_and_lint(source, dialect, transactional=header.transaction,
+                                           has_lock_timeout=has_lock_timeout)[1]
                 except SplitError as error:
                     raise MigrationFilesError([Problem(source.path, error.message,
                                                        error.line)]) from None
                 files += 1
-                findings += [found for found in lint_file(
-                    text, statements, path=source.location, dialect=dialect,
-                    transactional=header.transaction, has_lock_timeout=has_lock_timeout)
-                    if not (down and found.level == WARNING and found.rule in EXPECTED_IN_DOWN)]
+                findings += of_direction(found, down=down)
         return LintResult(findings, files)
 
     def history(self, version: str | None = None, *, limit: int | None = None

@@ -195,11 +195,17 @@ def refusals(findings: Sequence[Finding]) -> list[Problem]:
             for finding in findings if finding.level == ERROR and not finding.suppressed]
 
 
+def of_direction(findings: Sequence[Finding], *, down: bool) -> list[Finding]:
+    """The findings that concern a file as it is used: of a down.sql, not the warnings
+    about what a down.sql is for (dropping what its up.sql made)."""
+    return [finding for finding in findings
+            if not (down and finding.level == WARNING and finding.rule in EXPECTED_IN_DOWN)]
+
+
 def warnings_of(findings: Sequence[Finding], *, down: bool) -> list[Finding]:
     """The warnings to print (not allowed; of a down.sql, not those it exists for)."""
-    return [finding for finding in findings
-            if finding.level == WARNING and not finding.suppressed
-            and not (down and finding.rule in EXPECTED_IN_DOWN)]
+    return [finding for finding in of_direction(findings, down=down)
+            if finding.level == WARNING and not finding.suppressed]
 
 
 def _finding(rule: str, path: str, line: int, sql: str, message: str | None = None,

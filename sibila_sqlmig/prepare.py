@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .backends.base import Backend
 from .errors import MigrationFilesError, Problem, RollbackRefused, StatementRefused
-from .lint import lint_file, refusals, warnings_of
+from .lint import Finding, lint_file, refusals, warnings_of
 from .model import (
     DOWN,
     ROLLBACK_IRREVERSIBLE,
@@ -201,8 +201,10 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
                              for problem in _down_refusals(down, header.transaction, backend)]
     else:
         source = step.stored_down or read_sql_file(migration.down_path)[0]
-    text = read_text(source)
-    statements = split_sql(text, backend.dialect)
+    assert migration.header is not None, "prepare() only takes migrations with their header"
+    statements, findings = split_and_lint(
+        source, backend.dialect, transactional=migration.header.transaction,
+        has_lock_timeout=backend.file_timeouts(migration.header)[0] is not None)
     keep = keep_statements or source.text is not None
     prepared = PreparedFile(
         migration, direction, source, step.row_version,
@@ -211,10 +213,6 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
         any(backend.commits_implicitly(s.sql) for s in statements),
         down, step.stored_down is not None,
     )
-    assert migration.header is not None, "prepare() only takes migrations with their header"
-    findings = lint_file(text, statements, path=source.location, dialect=backend.dialect,
-                         transactional=prepared.transactional,
-                         has_lock_timeout=backend.file_timeouts(migration.header)[0] is not None)
     refused += refusals(findings)
     warned = [str(finding) for finding in warnings_of(findings, down=direction == DOWN)]
     if warned or down_warnings:
@@ -222,15 +220,23 @@ def _prepare_file(step: PlanStep, direction: str, backend: Backend,
     return prepared, refused
 
 
+def split_and_lint(source: SqlFile, dialect: str, *, transactional: bool,
+                   has_lock_timeout: bool) -> tuple[list[Statement], list[Finding]]:
+    """A SQL file's statements and its lint findings (docs/lint.md), as a run and the
+    ``lint`` command both judge it; SplitError when it does not split."""
+    text = read_text(source)
+    statements = split_sql(text, dialect)
+    return statements, lint_file(text, statements, path=source.location, dialect=dialect,
+                                 transactional=transactional, has_lock_timeout=has_lock_timeout)
+
+
 def _down_refusals(down: SqlFile, transactional: bool, backend: Backend) -> list[Problem]:
     """The lint errors of an up run's down.sql (a file that does not split, too)."""
-    text = read_text(down)
     try:
-        statements = split_sql(text, backend.dialect)
+        return refusals(split_and_lint(down, backend.dialect, transactional=transactional,
+                                       has_lock_timeout=True)[1])
     except SplitError as error:
         return [Problem(down.path, error.message, error.line)]
-    return refusals(lint_file(text, statements, path=down.location, dialect=backend.dialect,
-                              transactional=transactional, has_lock_timeout=True))
 
 
 def load_statements(prepared: PreparedFile) -> tuple[Statement, ...]:
