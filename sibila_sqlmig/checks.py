@@ -8,35 +8,17 @@ those statements (DDL, a few PRAGMA and SET) are read further, and only their fi
 Rules name themselves by id; ``lint.py`` holds their levels and texts (``RULES``),
 drops another engine's rules, and applies the ``-- sqlmig: allow`` comments.
 
-``check_statements`` gives the error-level findings no comment allowed, as problems
-(``prepare`` calls ``lint.lint_file`` and ``lint.refusals`` itself, to keep the
-warnings too).
+``prepare`` refuses a file on the error-level findings (``lint.refusals``) and
+prints its warnings.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import NamedTuple
 
-from .errors import Problem
-from .splitting import Statement, head_words, leading_words
-
-
-def check_statements(statements: Sequence[Statement], *, path: Path | str, dialect: str,
-                     transactional: bool, text: str | None = None) -> list[Problem]:
-    """Problems that must stop a file before its first statement runs: its error-level
-    findings, unless allowed, each message ending with the rule id.
-
-    ``text`` is the file's normalised text, read for ``-- sqlmig:`` comments; without
-    it no suppression is seen (an error then always refuses).
-    """
-    from .lint import lint_file, refusals  # lint imports the rules from here
-
-    # Only errors refuse, and no error rule reads the lock timeout: True keeps it quiet.
-    return refusals(lint_file(text or "", statements, path=str(path), dialect=dialect,
-                              transactional=transactional, has_lock_timeout=True))
+from .splitting import head_words, leading_words
 
 
 class Hit(NamedTuple):

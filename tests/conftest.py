@@ -256,3 +256,13 @@ def run_on_terminal(args: list[str], cwd: Path, env: dict[str, str] | None = Non
     process.wait(timeout=120)
     os.close(leader)
     return b"".join(chunks).decode()
+
+
+def check_statements(statements: Any, *, path: Path | str, dialect: str, transactional: bool,
+                     text: str | None = None) -> Any:
+    """What a run refuses in a file (prepare: ``lint.refusals`` of its findings); without
+    ``text`` no ``-- sqlmig: allow`` comment is seen."""
+    from sibila_sqlmig.lint import lint_file, refusals
+
+    return refusals(lint_file(text or "", statements, path=str(path), dialect=dialect,
+                              transactional=transactional, has_lock_timeout=True))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import check_statements
 from sibila_sqlmig.backends.mysql import MySQLBackend
 from sibila_sqlmig.backends.sqlite import SQLiteBackend
-from sibila_sqlmig.checks import check_statements
 from sibila_sqlmig.config import parse_database_url, parse_table_name
 from sibila_sqlmig.splitting import split_sql
 

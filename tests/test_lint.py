@@ -13,8 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from conftest import ROOT, ScratchDatabase
-from sibila_sqlmig.checks import check_statements
+from conftest import ROOT, ScratchDatabase, check_statements
 from sibila_sqlmig.lint import ERROR, RULES, WARNING, Finding, lint_file
 from sibila_sqlmig.splitting import split_sql
 
