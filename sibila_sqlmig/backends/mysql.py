@@ -108,8 +108,7 @@ class MySQLBackend(Backend):
 
     def refused_for_good(self, error: BaseException) -> bool:
         # Access denied, or no such database: waiting will not change that.
-        args: tuple[Any, ...] = getattr(error, "args", ())
-        return bool(args) and args[0] in (1044, 1045, 1049)
+        return _error_code(error) in (1044, 1045, 1049)
 
     def commits_implicitly(self, sql: str) -> bool:
         words = head_words(sql, 2)
@@ -162,8 +161,7 @@ class MySQLBackend(Backend):
                 else "max_execution_time")
 
     def is_lock_failure(self, error: BaseException) -> bool:
-        args: tuple[Any, ...] = getattr(error, "args", ())
-        return bool(args) and args[0] in (1205, 1213)  # lock wait timeout, deadlock
+        return _error_code(error) in (1205, 1213)  # lock wait timeout, deadlock
 
     def lock_holders(self) -> str:
         rows = self.query(
@@ -234,6 +232,12 @@ class MySQLBackend(Backend):
         detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
                   if rows else "")
         return f"connection id {holder}{detail}", _ENDS.format(f"KILL {holder}")
+
+
+def _error_code(error: BaseException) -> object:
+    """The server's error number of a PyMySQL error (its first argument), else None."""
+    args: tuple[Any, ...] = getattr(error, "args", ())
+    return args[0] if args else None
 
 
 def _keep_alive(connection: Any) -> None:
