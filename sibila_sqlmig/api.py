@@ -39,6 +39,7 @@ from .planner import (
 )
 
 if TYPE_CHECKING:
+    from .fleet import SharedFolder
     from .gitbase import GitVerifyResult
     from .lint import Finding
     from .prepare import PreparedFile
@@ -231,7 +232,8 @@ class Migrator:
                  lock_timeout: float | None = None, wait: float | None = None,
                  backup: bool | None = None, notify: Callable[[str], None] | None = None,
                  on_connect: Callable[[Any], None] | None = None,
-                 lock_wait: float | None = None, lock: str | None = None) -> None:
+                 lock_wait: float | None = None, lock: str | None = None,
+                 folder: SharedFolder | None = None) -> None:
         """Use ``settings``, or resolve them as the command line does: each keyword given
         here wins over the environment, then sibila_sqlmig.yaml, then the default.
 
@@ -246,6 +248,8 @@ class Migrator:
         run's lock) and where it put a backup; the Migrator itself never prints.
         ``on_connect`` is called with the driver's connection right after connecting
         (register SQLite functions a migration uses, set session variables).
+        ``folder``: a ``fleet.SharedFolder`` that many Migrators share, so that the
+        migrations folder is read, split and linted once for all of them.
         """
         given = {"database": database, "migrations": migrations, "config": config,
                  "table": table, "lock_timeout": lock_timeout, "wait": wait,
@@ -261,6 +265,7 @@ class Migrator:
         self.settings = settings
         self.notify = notify
         self.on_connect = on_connect
+        self.folder = folder
         log = logger(__name__)
         for notice in settings.notices if log is not None else ():
             log.warning("%s", notice)
@@ -443,7 +448,7 @@ class Migrator:
                              backend)
             if not plan.steps:
                 return RunResult(direction, dry_run, [])  # a no-op never imports the runner
-            files = _prepare(plan, backend, dry_run)
+            files = self._prepare(plan, backend, dry_run)
             if dry_run:
                 return RunResult(direction, True, files, warnings=_lint_warnings(files))
             backup = self._back_up(direction, files) if exists else None
@@ -452,7 +457,7 @@ class Migrator:
             with self._locked(backend):
                 again = make_plan(build_status(migrations, backend.read_applied()), backend)
                 if again.numbers != plan.numbers:
-                    files = _prepare(again, backend, False)
+                    files = self._prepare(again, backend, False)
                 from .runner import implicit_commit_notice, run_files
 
                 notice = implicit_commit_notice(files)
@@ -577,8 +582,16 @@ class Migrator:
     # --- helpers -----------------------------------------------------------------------
 
     def _discover(self, *, headers: bool = True, unwritten_ok: bool = False) -> list[Migration]:
+        if self.folder is not None:  # a fleet: read once for every target
+            return self.folder.discover(self.settings, unwritten_ok=unwritten_ok)
         return discover(self.settings.migrations_dir, self.settings.database.dialect,
                         headers=headers, unwritten_ok=unwritten_ok)
+
+    def _prepare(self, plan: Plan, backend: Backend, keep_statements: bool
+                 ) -> list[PreparedFile]:
+        if self.folder is not None:  # a fleet: each file split and linted once
+            return self.folder.prepare(plan, backend, keep_statements, _prepare)
+        return _prepare(plan, backend, keep_statements)
 
     def pending(self) -> list[Migration]:
         """The versions ``migrate`` would apply now, ignoring refusals."""

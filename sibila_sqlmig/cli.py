@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 
 from . import __version__
@@ -44,8 +45,12 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     default = None if defaults else argparse.SUPPRESS
     flag = False if defaults else argparse.SUPPRESS
     group = parser.add_argument_group("settings")
-    group.add_argument("--database", metavar="URL", default=default,
-                       help="sqlite:///file.db, postgresql://..., mysql://... or a file path")
+    # Repeated for many databases. After the command it has a name of its own, so that
+    # those given before the command are kept (argparse would replace them).
+    group.add_argument("--database", metavar="URL", default=default, action="append",
+                       dest="database" if defaults else "database_after",
+                       help="sqlite:///file.db, postgresql://..., mysql://... or a file path; "
+                       "repeat it to run on many databases (README: Many databases)")
     group.add_argument("--migrations", metavar="DIR", default=default,
                        help="the migrations folder")
     group.add_argument("--config", metavar="FILE", default=default, help="config file "
@@ -62,6 +67,18 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     group.add_argument("--wait", metavar="SECONDS", type=float, default=default,
                        help="wait this long for the database to accept connections "
                        "(default 0)")
+    fleet = parser.add_argument_group("many databases (README: Many databases)")
+    fleet.add_argument("--databases-from", metavar="FILE", default=default,
+                       help="one database URL per line (# comments); with status, verify, "
+                       "migrate, rollback, baseline, repair")
+    fleet.add_argument("--jobs", metavar="N", type=int, default=default,
+                       help="how many databases at once (default 1)")
+    fleet.add_argument("--canary", metavar="K", type=int, default=default,
+                       help="run the first K databases alone first; if one fails, touch no "
+                       "other")
+    fleet.add_argument("--keep-going", action="store_true", default=flag,
+                       help="after a database fails, go on with the others (default: start "
+                       "no new one)")
     parser.add_argument("-q", "--quiet", action="store_true", default=flag,
                         help="print errors only")
     parser.add_argument("-v", "--verbose", action="store_true", default=flag,
@@ -149,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = add("baseline", "record versions up to VERSION as applied without running them")
     baseline.add_argument("version", metavar="VERSION",
                           help="the newest version to record (it and those before it)")
+    baseline.add_argument("--json", action="store_true", help="print JSON")
 
     repair = add("repair", "accept the checksums on disk and fill NULL ones")
     repair.add_argument("--forget-missing", action="store_true",
                         help="also delete the rows of applied versions whose folder is gone")
+    repair.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -160,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # --database before and after the command: all of them, in the order given.
+    args.database = [*(args.database or ()), *getattr(args, "database_after", ())] or None
     from .errors import SqlmigError  # after parsing: --help and --version never need it
 
     out = Output(sys.stdout, args.quiet, args.verbose)
@@ -168,7 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                             format="%(name)s: %(message)s")
+    fleet = bool(args.databases_from or len(args.database or ()) > 1 or args.jobs is not None
+                 or args.canary is not None or args.keep_going)
     try:
+        if fleet:  # README: Many databases
+            from .fleet_cli import run
+
+            return run(args, out, _message, _error_dict)
+        args.database = args.database[0] if args.database else None
         return _COMMANDS[args.command](args, out)
     except SqlmigError as error:
         out.clear_drawn()
@@ -179,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         out.clear_drawn()
+        if fleet:  # a second Ctrl-C: the first one let the running files finish
+            print("interrupted again: stopping now; each database rolls back the file that "
+                  "was running. Rerun to finish.", file=sys.stderr, flush=True)
+            out.close()
+            os._exit(130)  # the worker threads are blocked in the driver; do not join them
         print("interrupted: the file that was running was rolled back and not recorded "
               "(a 'transaction: false' file keeps the statements that had run); "
               "`sibila-sqlmig status` shows where things stand", file=sys.stderr)
@@ -472,7 +505,9 @@ def _restore(args: argparse.Namespace, out: Output) -> int:
 
 def _baseline(args: argparse.Namespace, out: Output) -> int:
     marked = _migrator(args, out).baseline(args.version)
-    if marked:
+    if args.json:
+        out.json({"recorded": marked})
+    elif marked:
         out.line(f"recorded as applied without running: {', '.join(marked)}")
     else:
         out.line("Nothing to record: those versions are already recorded.")
@@ -481,6 +516,9 @@ def _baseline(args: argparse.Namespace, out: Output) -> int:
 
 def _repair(args: argparse.Namespace, out: Output) -> int:
     result = _migrator(args, out).repair(forget_missing=args.forget_missing)
+    if args.json:
+        out.json({key: list(value) for key, value in result._asdict().items()})
+        return EXIT_OK
     for label, versions in (("checksum updated", result.updated),
                             ("checksum filled in", result.filled),
                             ("row deleted (folder gone)", result.forgotten)):

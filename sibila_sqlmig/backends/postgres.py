@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,9 @@ CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interva
                      "keepalives_count": 3, "tcp_user_timeout": 60_000}
 SERVER_KEEPALIVES = (b"SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
                      b"SET tcp_keepalives_count = 3")
+
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class PostgresBackend(Backend):
@@ -302,15 +306,41 @@ class PostgresBackend(Backend):
         return moment  # an aware datetime: psycopg sends it as timestamptz
 
     def ensure_table(self) -> None:
-        if self.table.schema:
-            self.query(f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.table.schema)}")
+        schema = self.table.schema or self._schema_to_create()
+        if schema:
+            self.query(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
         super().ensure_table()
+
+    def _schema_to_create(self) -> str | None:
+        """A schema per tenant: the URL's search_path names a schema that does not exist
+        yet (current_schema() is NULL); like Flyway, the first run creates it, so that
+        the tracking table never lands in another schema."""
+        if self.query("SELECT current_schema()")[0][0] is not None:
+            return None
+        return self._first_search_path_schema()
+
+    def _first_search_path_schema(self) -> str | None:
+        first = str(self.query("SELECT current_setting('search_path')")[0][0]).split(",")[0]
+        name = first.strip().strip('"')
+        if not name or name == "$user":
+            return None
+        if not _SCHEMA_NAME.fullmatch(name):
+            raise ConfigError(f"The search_path of {self.url} names the schema {name!r}; "
+                              "give a schema name of letters, digits and underscores.")
+        return name
 
     @property
     def lock_key(self) -> int:
-        """A signed 64-bit key derived from the table's name: two tables, two locks."""
-        digest = hashlib.sha256(f"sibila_sqlmig:{self.table}".encode()).digest()
+        """A signed 64-bit key derived from the table's name: two tables, two locks. The
+        schema it lives in is part of it (a schema per tenant in one database: one lock
+        per tenant), except public, whose key stays as earlier releases took it."""
+        schema = self.table.schema or self._lock_schema
+        name = str(self.table) if schema in (None, "public") or self.table.schema \
+            else f"{schema}.{self.table.name}"
+        digest = hashlib.sha256(f"sibila_sqlmig:{name}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
+
+    _lock_schema: str | None = None  # where an unqualified tracking table lives
 
     @contextlib.contextmanager
     def session_lock(self) -> Iterator[None]:
@@ -318,6 +348,9 @@ class PostgresBackend(Backend):
         try:
             from ..tablelock import detect_transaction_pooling
 
+            if not self.table.schema:  # the tenant's schema, as the URL's search_path says
+                schema = holder.execute("SELECT current_schema()").fetchone()[0]
+                self._lock_schema = schema or self._first_search_path_schema()
             if detect_transaction_pooling(holder, self._connection):
                 raise ConfigError(
                     f"{self.url} goes through a pooler in transaction mode (PgBouncer), "
