@@ -46,7 +46,7 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     flag = False if defaults else argparse.SUPPRESS
     group = parser.add_argument_group("settings")
     # Repeated for many databases. After the command it has a name of its own, so that
-    # those given before the command are kept (argparse would replace them).
+    # main() sees both sides (argparse would merge them into one list).
     group.add_argument("--database", metavar="URL", default=default, action="append",
                        dest="database" if defaults else "database_after",
                        help="sqlite:///file.db, postgresql://..., mysql://... or a file path; "
@@ -179,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # --database before and after the command: all of them, in the order given.
-    args.database = [*(args.database or ()), *getattr(args, "database_after", ())] or None
+    # As every setting, --database after the command wins over one before it; repeated
+    # on one side, it names many databases (README: Many databases).
+    args.database = getattr(args, "database_after", None) or args.database
     from .errors import SqlmigError  # after parsing: --help and --version never need it
 
     out = Output(sys.stdout, args.quiet, args.verbose)

@@ -103,8 +103,8 @@ def test_status_is_compact_per_target(cli: Any, tmp_path: Path) -> None:
     assert cli("migrate", "--migrations", str(migrations), "--database", str(one),
                "--to", "002").code == 0
     (migrations / "001_table_1" / "up.sql").write_text("CREATE TABLE t1 (id INTEGER);\n")
-    result = cli("--database", str(one), "status", "--migrations", str(migrations),
-                 "--database", str(two))  # before and after the command: both
+    result = cli("status", "--migrations", str(migrations), "--database", str(one),
+                 "--database", str(two))
     assert result.code == 0
     lines = result.out.splitlines()
     assert any(str(one) in line and "1 applied, 1 pending, 1 edited, 0 missing" in line
