@@ -39,6 +39,9 @@ from .planner import (
 )
 
 if TYPE_CHECKING:
+    from .catalog import Difference
+    from .catalog.check import CheckedVersion, CheckResult
+    from .dburl import DatabaseURL
     from .fleet import SharedFolder
     from .gitbase import GitVerifyResult
     from .lint import Finding
@@ -137,15 +140,44 @@ class VerifyResult(NamedTuple):
     unverified: list[str]
     report: StatusReport
     nothing_applied: str = ""
+    drift: DriftResult | None = None  # with drift=True: the live catalog against the files
 
     @property
     def ok(self) -> bool:
-        return not self.edited and not self.missing and not self.nothing_applied
+        return not self.edited and not self.missing and not self.nothing_applied and \
+            (self.drift is None or self.drift.ok)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``verify --json`` (documented in README)."""
-        return {"ok": self.ok, "edited": self.edited, "missing": self.missing,
-                "unverified": self.unverified, "nothing_applied": self.nothing_applied or None}
+        shown = {"ok": self.ok, "edited": self.edited, "missing": self.missing,
+                 "unverified": self.unverified, "nothing_applied": self.nothing_applied or None}
+        if self.drift is not None:
+            shown["drift"] = self.drift.to_dict()
+        return shown
+
+
+class DriftResult(NamedTuple):
+    """``verify --drift``: the live catalog against a scratch database built from the
+    versions the live one records; each difference is something done by hand."""
+
+    differences: list[Difference]
+    built: list[str]  # the versions applied to the scratch database
+    notes: list[str]  # what the comparison could not account for
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def problems(self) -> list[str]:
+        """Each difference in words: made, dropped or changed by hand."""
+        from .catalog.check import drift_words
+
+        return [drift_words(difference) for difference in self.differences]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "built": self.built, "notes": self.notes,
+                "problems": self.problems(),
+                "differences": [difference.to_dict() for difference in self.differences]}
 
 
 class HistoryResult(NamedTuple):
@@ -281,10 +313,11 @@ class Migrator:
         return StatusResult(self.settings.database.redacted(), str(self.settings.table),
                             build_status(migrations, rows), found)
 
-    def verify(self, *, allow_empty: bool = False) -> VerifyResult:
+    def verify(self, *, allow_empty: bool = False, drift: bool = False) -> VerifyResult:
         """Edited, missing and unverified versions; ``ok`` is False on edited or missing,
         and on a database that records no version while the folder holds some (unless
-        ``allow_empty``: a brand-new database)."""
+        ``allow_empty``: a brand-new database). With ``drift`` also the live catalog
+        against a scratch database built from the applied versions (``drift()``)."""
         report = self.status().report
 
         def versions(state: State) -> list[str]:
@@ -299,7 +332,109 @@ class Migrator:
                        "version(s). Check --database and --table (a wrong one verifies "
                        "nothing); for a database that is new on purpose, pass --allow-empty.")
         return VerifyResult(versions(State.EDITED), versions(State.MISSING),
-                            versions(State.UNVERIFIED), report, nothing)
+                            versions(State.UNVERIFIED), report, nothing,
+                            self.drift(report) if drift else None)
+
+    def drift(self, report: StatusReport | None = None) -> DriftResult:
+        """Build a scratch database from the versions the database records (their
+        files as they are now) and compare its catalog with the live one: what is
+        only live was made by hand, what is only built was dropped by hand."""
+        from .catalog import compare
+        from .catalog.check import build
+
+        report = report or self.status().report
+        recorded = [entry for entry in report.entries if entry.row is not None]
+        built = [entry.migration for entry in recorded if entry.migration is not None]
+        notes = [f"version {entry.version} is applied but its folder is gone: what it "
+                 "made shows as made by hand" for entry in recorded if entry.migration is None]
+        notes += [f"version {entry.version}'s up.sql was edited since it ran: the scratch "
+                  "database is built from the file as it is now"
+                  for entry in report.having(State.EDITED)]
+        with self._session() as live:
+            if not live.connect(create=False):
+                raise DatabaseError(f"{self.settings.database.redacted()} does not exist: "
+                                    "there is nothing to compare.")
+            live_catalog = live.catalog()
+            with self._scratch(live, None) as scratch:
+                build(scratch, built, lambda plan, backend: self._prepare(plan, backend,
+                                                                           False))
+                built_catalog = scratch.catalog()
+        return DriftResult(compare(built_catalog, live_catalog),
+                           [migration.version for migration in built], notes)
+
+    def check(self, *, scratch: str | None = None,
+              progress: Callable[[CheckedVersion], None] | None = None) -> CheckResult:
+        """Prove each down.sql on a scratch database (never this one): for each
+        version in order, snapshot, up, snapshot, down, snapshot, up; the down must
+        give back the first snapshot and the second up the second. ``scratch``: the
+        URL of an empty database to use (left with every version applied) instead of
+        a temporary one beside this database. README: Proving down.sql."""
+        import time
+
+        from .catalog.check import CheckResult, run_check
+
+        migrations = self._discover()
+        started = time.perf_counter()
+        with self._session() as live, self._scratch(live, scratch) as backend:
+            versions = run_check(backend, migrations,
+                                 lambda plan, b: self._prepare(plan, b, False), progress)
+            shown = backend.url.redacted() if scratch else \
+                f"a temporary {self.settings.database.dialect} database"
+        return CheckResult(shown, versions, time.perf_counter() - started)
+
+    def dump(self, out: str | os.PathLike[str] | None = None) -> str:
+        """The database's schema as a deterministic file in the engine's own SQL, with
+        the applied versions as INSERTs (README: Schema dump); written to ``out`` too
+        (atomically) when given."""
+        with self._session() as backend:
+            if not backend.connect(create=False):
+                raise DatabaseError(f"{self.settings.database.redacted()} does not exist: "
+                                    "there is nothing to dump.")
+            text = backend.dump()
+        if out is not None:
+            _write_atomically(Path(out), text)
+        return text
+
+    @contextlib.contextmanager
+    def _scratch(self, live: Backend, url: str | None) -> Iterator[Backend]:
+        """A connected backend on a scratch database with the tracking table: ``url``
+        (which must be empty), or a new one beside ``live``, dropped afterwards."""
+        from .dburl import parse_database_url
+
+        if url is not None:
+            given = parse_database_url(url, base_dir=Path.cwd(), source="--scratch")
+            with self._scratch_backend(given, must_be_empty=True) as backend:
+                yield backend
+            return
+        if live.dialect != "sqlite":  # the server makes it: connect (this database only)
+            live.connect(create=False)
+        with live.scratch_database() as made, \
+                self._scratch_backend(made, must_be_empty=False) as backend:
+            yield backend
+
+    @contextlib.contextmanager
+    def _scratch_backend(self, url: DatabaseURL, *, must_be_empty: bool) -> Iterator[Backend]:
+        backend = backend_for(self.settings._replace(database=url))
+        backend.notify = self.notify
+        backend.on_connect = self.on_connect  # the functions a migration uses, too
+        try:
+            backend.connect(create=True)
+            if must_be_empty:
+                found = len(backend.catalog()) + (1 if backend.table_exists() else 0)
+                if found:
+                    raise UsageError(f"the scratch database {url.redacted()} is not empty "
+                                     f"({found} object(s)); give an empty one: check "
+                                     "applies every version there.", argument="scratch",
+                                     value=url.redacted())
+            backend.ensure_table()
+            yield backend
+        except Exception as error:
+            if not backend.is_driver_error(error):
+                raise
+            raise DatabaseError(f"Database error on the scratch database {url}: "
+                                f"{backend.error_message(error)}") from None
+        finally:
+            backend.close()
 
     def verify_against_git(self, ref: str, *, out_of_order: bool = False) -> GitVerifyResult:
         """Without a database: the versions at git ``ref`` are unchanged in the work tree
@@ -419,10 +554,10 @@ class Migrator:
         """Apply pending versions in order (up to ``to``, or just the version ``only``);
         see README: Commands. ``progress`` hears each file done, ``on_statement`` each
         statement (the file, how many ran, how many in all)."""
-        return self._plan_and_run(
+        return self._dumped(self._plan_and_run(
             UP, lambda report, _: plan_migrate(report, target=to, out_of_order=out_of_order,
                                                only=only),
-            dry_run, progress, on_statement)
+            dry_run, progress, on_statement))
 
     def rollback(self, *, steps: int | None = None, to: str | None = None,
                  dry_run: bool = False, progress: Progress | None = None,
@@ -435,7 +570,13 @@ class Migrator:
             kept = _kept_downs(backend, missing) if missing else {}
             return plan_rollback(report, steps=steps, target=to, kept=kept)
 
-        return self._plan_and_run(DOWN, plan, dry_run, progress, on_statement)
+        return self._dumped(self._plan_and_run(DOWN, plan, dry_run, progress, on_statement))
+
+    def _dumped(self, result: RunResult) -> RunResult:
+        """After a run (a no-op too), the schema dump the settings ask for (``dump``)."""
+        if self.settings.dump_file is not None and not result.dry_run:
+            self.dump(self.settings.dump_file)
+        return result
 
     def _plan_and_run(self, direction: str,
                       make_plan: Callable[[StatusReport, Backend], Plan],
@@ -635,6 +776,23 @@ class Migrator:
                 raise DatabaseError(f"Cannot create the tracking table {self.settings.table}: "
                                     f"{backend.error_message(error)}") from None
             yield
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it: a reader never
+    sees half a dump."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _lint_warnings(files: Sequence[PreparedFile]) -> list[str]:

@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the result (or, with --dry-run, the plan) as JSON")
     migrate.add_argument("--no-backup", action="store_true",
                          help="SQLite: take no backup of the database file before the run")
+    migrate.add_argument("--dump", metavar="FILE",
+                         help="write the schema dump (as `dump` does) after the run")
 
     rollback = add("rollback", "run down.sql of the newest applied versions")
     which = rollback.add_mutually_exclusive_group()
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print the result (or, with --dry-run, the plan) as JSON")
     rollback.add_argument("--no-backup", action="store_true",
                           help="SQLite: take no backup of the database file before the run")
+    rollback.add_argument("--dump", metavar="FILE",
+                          help="write the schema dump (as `dump` does) after the run")
 
     create = add("create", "write a new version folder NNN_slug/")
     create.add_argument("description", help='what the change does, e.g. "Add users table"')
@@ -138,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "removed, new ones numbered before REF's newest)")
     verify.add_argument("--out-of-order", action="store_true",
                         help="with --git-base: allow new versions numbered before REF's newest")
+    verify.add_argument("--drift", action="store_true",
+                        help="also compare the live schema with a scratch database built from "
+                        "the applied versions; exit 1 naming what was made, changed or "
+                        "dropped by hand")
+
+    check = add("check", "prove each down.sql on a scratch database: up, down, up again, "
+                "comparing the schema each time; exit 1 naming each difference")
+    check.add_argument("--scratch", metavar="URL",
+                       help="an empty database to use (default: a temporary one beside the "
+                       "database, dropped afterwards; SQLite: a temporary file)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+
+    dump = add("dump", "print (or write) a deterministic schema file of the database, with "
+               "the applied versions")
+    dump.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
 
     history = add("history", "the journal: every run of every file, newest first")
     history.add_argument("version", metavar="VERSION", nargs="?",
@@ -237,6 +256,7 @@ def _migrator(args: argparse.Namespace, out: Output, *,
                              config=args.config, table=args.table,
                              lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
                              backup=False if getattr(args, "no_backup", False) else None,
+                             dump=getattr(args, "dump", None),
                              relative_paths=True)  # this process never changes folder
     for notice in settings.notices:
         notify(notice)
@@ -391,12 +411,20 @@ def _verify(args: argparse.Namespace, out: Output) -> int:
         from .errors import UsageError
 
         raise UsageError("--out-of-order only applies with --git-base REF.")
-    result = _migrator(args, out).verify(allow_empty=args.allow_empty)
+    result = _migrator(args, out).verify(allow_empty=args.allow_empty, drift=args.drift)
     if args.json:
         out.json(result.to_dict())
     else:
         for line in drift_problems(result.report):
             out.line(line, always=True)
+        if result.drift is not None:
+            for line in result.drift.problems():
+                out.line(f"  {line}", always=True)
+            for line in result.drift.notes:
+                out.line(f"note: {line}")
+            if result.drift.ok:
+                out.line(f"drift: none (the schema is what the {len(result.drift.built)} "
+                         "applied version(s) make)")
         if result.nothing_applied:
             out.line(f"  {result.nothing_applied}", always=True)
         if result.unverified:
@@ -424,6 +452,43 @@ def _verify_git(args: argparse.Namespace, out: Output) -> int:
                  f"by --out-of-order: {', '.join(result.late_allowed)}")
     out.line(f"verify --git-base {result.ref}: {'OK' if result.ok else 'FAILED'}", always=True)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _check(args: argparse.Namespace, out: Output) -> int:
+    from .catalog.check import CHECKED, NOT_CHECKED
+
+    def progress(checked: Any) -> None:
+        if args.json:
+            return
+        colour = "32" if checked.outcome == CHECKED else "33" \
+            if checked.outcome == NOT_CHECKED else "31"
+        note = f" ({checked.note})" if checked.note and checked.outcome == NOT_CHECKED else ""
+        out.line(f"  {checked.version:<8} {out.paint(checked.outcome, colour)}  "
+                 f"{checked.description}{note}", always=checked.outcome not in
+                 (CHECKED, NOT_CHECKED))
+        for finding in checked.findings:
+            out.line(f"      {checked.version}: {finding.text}", always=True)
+
+    result = _migrator(args, out).check(scratch=args.scratch, progress=progress)
+    if args.json:
+        out.json(result.to_dict())
+        return EXIT_OK if result.ok else EXIT_FAILED
+    counts: dict[str, int] = {}
+    for checked in result.versions:
+        counts[checked.outcome] = counts.get(checked.outcome, 0) + 1
+    shown = ", ".join(f"{number} {outcome}" for outcome, number in counts.items())
+    out.line(f"check: {'OK' if result.ok else 'FAILED'} ({shown or 'no versions'}; "
+             f"{result.seconds:.2f} s on {result.scratch})", always=True)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _dump(args: argparse.Namespace, out: Output) -> int:
+    text = _migrator(args, out).dump(args.out)
+    if args.out is None:
+        out.write(text)
+    else:
+        out.line(f"wrote {args.out}")
+    return EXIT_OK
 
 
 def _history(args: argparse.Namespace, out: Output) -> int:
@@ -545,4 +610,6 @@ _COMMANDS = {
     "diff": _diff,
     "restore": _restore,
     "lint": _lint,
+    "check": _check,
+    "dump": _dump,
 }

@@ -37,7 +37,7 @@ ENV_LOCK = "SIBILA_SQLMIG_LOCK"
 
 _CONFIG_KEYS = ("database", "migrations", "table", "lock_wait", "version_style", "wait",
                 "backup", "backup_keep", "sqlite_foreign_keys", "lock", "lock_lease",
-                "lock_timeout", "statement_timeout", "retries")
+                "lock_timeout", "statement_timeout", "retries", "dump")
 DEFAULT_BACKUP_KEEP = 3
 LOCK_KINDS = ("advisory", "table")
 DEFAULT_LOCK_LEASE = 30.0
@@ -118,6 +118,7 @@ class Settings(NamedTuple):
     # Project-wide defaults of the header keys lock_timeout, statement_timeout, retries.
     file_defaults: FileDefaults = FileDefaults()
     notices: tuple[str, ...] = ()  # what the configuration means that a user may not expect
+    dump_file: Path | None = None  # a schema dump written after every migrate and rollback
 
 
 def load_settings(
@@ -131,6 +132,7 @@ def load_settings(
     backup: bool | None = None,
     lock_wait: float | None = None,
     lock: str | None = None,
+    dump: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     relative_paths: bool = False,
@@ -199,7 +201,9 @@ def load_settings(
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(f"{config_path}: 'backup_keep' must be a whole number of 1 or "
                           f"more, not {keep!r} (to take no backups, set 'backup: false').")
-    for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table")):
+    dump_text, _, dump_base = pick(dump, (), "dump", None)
+    for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table"),
+                       *(((dump_text, "dump"),) if dump_text is not None else ())):
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
     return Settings(
@@ -217,6 +221,8 @@ def load_settings(
         lock_lease=_parse_seconds(lease, lease_source, "lock lease"),
         file_defaults=file_defaults,
         notices=_notices(file_values, config_path),
+        dump_file=None if dump_text is None else _as_given(
+            Path(dump_text), dump_base, here if relative_paths else None),
     )
 
 

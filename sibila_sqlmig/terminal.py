@@ -52,6 +52,16 @@ class Output:
         except BrokenPipeError:
             self.reader_gone = True
 
+    def write(self, text: str) -> None:
+        """Write ``text`` as it is (a dump): the command's result, shown with --quiet."""
+        if self.reader_gone:
+            return
+        self.clear_drawn()
+        try:
+            self.stream.write(text)
+        except BrokenPipeError:
+            self.reader_gone = True
+
     def draw(self, text: str) -> None:
         """Redraw the current terminal line with ``text``."""
         if self.reader_gone or not self.can_redraw:

@@ -22,7 +22,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 def test_every_command_has_help_and_a_readme_row() -> None:
     commands = _commands()
     assert set(commands) == {"status", "migrate", "rollback", "create", "verify", "baseline",
-                             "repair", "history", "diff", "restore", "lint"}
+                             "repair", "history", "diff", "restore", "lint", "check", "dump"}
     for name, sub in commands.items():
         assert sub.description, name
         assert re.search(rf"^\| `{name}\b", README, re.M), f"README lacks a row for {name}"

@@ -21,6 +21,7 @@ from ..errors import ConnectError, DatabaseError, LockTimeoutError
 from ..model import UP, AppliedRow, Header, JournalEntry
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
     from ..journal import JournalRecord
 
 _POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)  # waits between attempts at the migration lock
@@ -431,6 +432,56 @@ class Backend(abc.ABC):
     def strip_zeros(self, expression: str) -> str:
         """SQL for ``expression`` without leading zeros (versions match by number)."""
         return f"TRIM(LEADING '0' FROM {expression})"
+
+    # --- the catalog: check, dump, verify --drift (sibila_sqlmig/catalog/) ---------------
+
+    @property
+    def tool_tables(self) -> tuple[TableName, ...]:
+        """The tracking table, its journal and its lock table: never part of a catalog."""
+        return (self.table, self.table.journal, self.table.lock)
+
+    @abc.abstractmethod
+    def catalog(self) -> Catalog:
+        """This database's schema as plain values (catalog/<engine>.py), normalised so
+        that two databases built by the same SQL compare equal; the tool's own tables
+        left out."""
+
+    @abc.abstractmethod
+    def dump_schema(self) -> str:
+        """A deterministic schema file of this database in the engine's own SQL, with
+        the tracking table's CREATE but not the journal or lock table."""
+
+    @abc.abstractmethod
+    def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
+        """A new, empty database beside this one (SQLite: a temporary file), dropped on
+        exit: ``check`` and ``verify --drift`` build there."""
+
+    def dump(self) -> str:
+        """``dump_schema()`` and the tracking table's rows as INSERTs (as dbmate does):
+        loading it into an empty database gives the same catalog and status."""
+        rows = self.select_applied() if self.table_exists() else []
+        rows.sort(key=lambda row: (not row.version.isdigit(),
+                                   int(row.version) if row.version.isdigit() else 0,
+                                   row.version))
+        target = self.dump_table_sql()
+        inserts = "".join(
+            f"INSERT INTO {target} (version, description, applied_at, checksum) VALUES "
+            f"({', '.join(self.sql_literal(value) for value in row)});\n" for row in rows)
+        heading = (f"-- The schema of a {self.dialect} database, written by `sibila-sqlmig "
+                   "dump`: load it into an empty database with the engine's own client.\n")
+        return heading + self.dump_schema().rstrip("\n") + "\n\n" + (
+            f"-- The applied versions ({len(rows)}), as the tracking table records them.\n"
+            + inserts if rows else "-- No version is applied.\n")
+
+    def dump_table_sql(self) -> str:
+        """The tracking table as a dump's INSERTs name it."""
+        return self.table_sql
+
+    def sql_literal(self, value: object) -> str:
+        """A SQL literal of text (or NULL) for a dump."""
+        if value is None:
+            return "NULL"
+        return "'" + str(value).replace("'", "''") + "'"
 
 
 _JOURNAL_COLUMN_NAMES = (

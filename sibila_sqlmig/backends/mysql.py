@@ -16,13 +16,17 @@ import math
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TableName
 from ..errors import ConfigError, DriverMissingError
 from ..model import Header
 from ..splitting import head_words
 from .base import Backend
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..dburl import DatabaseURL
 
 try:
     import pymysql
@@ -232,6 +236,30 @@ class MySQLBackend(Backend):
         detail = (f" (user {rows[0][0]} from {rows[0][1]}, {rows[0][2]} for {rows[0][3]} s)"
                   if rows else "")
         return f"connection id {holder}{detail}", _ENDS.format(f"KILL {holder}")
+
+    # --- the catalog (sibila_sqlmig/catalog/mysql.py) ---------------------------------
+
+    def catalog(self) -> Catalog:
+        from ..catalog.mysql import read_catalog
+
+        return read_catalog(self, self.tool_tables)
+
+    def dump_schema(self) -> str:
+        from ..catalog.mysql import dump_schema
+
+        return dump_schema(self, (self.table.journal, self.table.lock))
+
+    def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
+        from ..catalog.mysql import scratch_database
+
+        return scratch_database(self)
+
+    def sql_literal(self, value: object) -> str:
+        # MySQL reads a backslash in a string as an escape (unless NO_BACKSLASH_ESCAPES).
+        if value is None:
+            return "NULL"
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
 
 
 def _error_code(error: BaseException) -> object:

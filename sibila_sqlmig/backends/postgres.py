@@ -25,6 +25,8 @@ from ..model import Header
 from .base import JOURNAL_COLUMNS, Backend
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..dburl import DatabaseURL
     from ..journal import JournalRecord
 
 try:
@@ -381,6 +383,31 @@ class PostgresBackend(Backend):
         return (f"PostgreSQL backend pid {row[0]} (application '{row[1] or '?'}', client "
                 f"{row[2] or 'local socket'}, connected {row[3]:%Y-%m-%d %H:%M:%S})",
                 _ENDS.format(f"SELECT pg_terminate_backend({row[0]})"))
+
+    # --- the catalog (sibila_sqlmig/catalog/postgres.py) ---------------------------------
+
+    def catalog(self) -> Catalog:
+        from ..catalog.postgres import read_catalog
+
+        return read_catalog(self, self.tool_tables)
+
+    def dump_schema(self) -> str:
+        from ..catalog.postgres import dump_schema
+
+        return dump_schema(self, (self.table.journal, self.table.lock))
+
+    def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
+        from ..catalog.postgres import scratch_database
+
+        return scratch_database(self)
+
+    def dump_table_sql(self) -> str:
+        # pg_dump empties search_path: the INSERTs name the table's schema.
+        if self.table.schema:
+            return self.table_sql
+        schema = self.query("SELECT current_schema()")[0][0]
+        return f"{self.quote(schema)}.{self.quote(self.table.name)}"
+
 
 
 def _timeout_settings(lock: float | None, statement: float | None) -> list[bytes]:

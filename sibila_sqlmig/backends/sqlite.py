@@ -15,12 +15,16 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TableName
 from ..errors import DatabaseError, ForeignKeyCheckError
 from ..model import Header
 from .base import Backend
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..dburl import DatabaseURL
 
 
 class SQLiteBackend(Backend):
@@ -229,6 +233,24 @@ class SQLiteBackend(Backend):
 
     def strip_zeros(self, expression: str) -> str:
         return f"ltrim({expression}, '0')"
+
+    # --- the catalog (sibila_sqlmig/catalog/sqlite.py) ---------------------------------
+
+    def catalog(self) -> Catalog:
+        from ..catalog.sqlite import read_catalog
+
+        return read_catalog(self, self.tool_tables)
+
+    def dump_schema(self) -> str:
+        from ..catalog.sqlite import dump_schema
+
+        return dump_schema(self, (self.table.journal, self.table.lock))
+
+    def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
+        from ..catalog.sqlite import scratch_database
+
+        return scratch_database(self)
+
 
 
 def _violations(connection: sqlite3.Connection) -> set[tuple[str, int | None, str, int]]:
