@@ -426,6 +426,7 @@ class Migrator:
                                      f"({found} object(s)); give an empty one: check "
                                      "applies every version there.", argument="scratch",
                                      value=url.redacted())
+            backend.go_fast()
             backend.ensure_table()
             yield backend
         except Exception as error:

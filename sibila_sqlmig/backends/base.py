@@ -456,6 +456,10 @@ class Backend(abc.ABC):
         """A new, empty database beside this one (SQLite: a temporary file), dropped on
         exit: ``check`` and ``verify --drift`` build there."""
 
+    def go_fast(self) -> None:  # noqa: B027 - optional: an engine without such a setting
+        """A scratch database, thrown away afterwards: commits need not wait for the
+        disk (``check`` commits three times per version). The engine's override."""
+
     def dump(self) -> str:
         """``dump_schema()`` and the tracking table's rows as INSERTs (as dbmate does):
         loading it into an empty database gives the same catalog and status."""

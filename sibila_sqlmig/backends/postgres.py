@@ -396,6 +396,9 @@ class PostgresBackend(Backend):
 
         return dump_schema(self, (self.table.journal, self.table.lock))
 
+    def go_fast(self) -> None:
+        self.query("SET synchronous_commit = off")
+
     def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
         from ..catalog.postgres import scratch_database
 

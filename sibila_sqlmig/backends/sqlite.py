@@ -246,6 +246,9 @@ class SQLiteBackend(Backend):
 
         return dump_schema(self, (self.table.journal, self.table.lock))
 
+    def go_fast(self) -> None:
+        self.query("PRAGMA synchronous = OFF")
+
     def scratch_database(self) -> contextlib.AbstractContextManager[DatabaseURL]:
         from ..catalog.sqlite import scratch_database
 

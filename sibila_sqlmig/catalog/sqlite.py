@@ -27,7 +27,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..backends.sqlite import SQLiteBackend
 from ..config import DatabaseURL, TableName
@@ -378,11 +378,17 @@ class _Schema(NamedTuple):
     triggers: list[tuple[str, str, str]]  # (name, table, sql)
 
 
-def _schema(backend: SQLiteBackend, exclude: Collection[TableName]) -> _Schema:
-    left_out = {_lower(table.name) for table in exclude}
+def _master_rows(backend: SQLiteBackend) -> list[tuple[Any, ...]]:
     # Autoindexes have no sql: their constraints stand for them.
-    rows = backend.query("SELECT type, name, tbl_name, sql FROM main.sqlite_master "
+    return backend.query("SELECT type, name, tbl_name, sql FROM main.sqlite_master "
                          "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+
+
+def _schema(backend: SQLiteBackend, exclude: Collection[TableName],
+            rows: list[tuple[Any, ...]] | None = None) -> _Schema:
+    left_out = {_lower(table.name) for table in exclude}
+    if rows is None:
+        rows = _master_rows(backend)
     schema = _Schema([], {}, [], [])
     for kind, name, table, sql in sorted(rows, key=lambda row: (_lower(row[1]), row[1])):
         if _lower(table) in left_out:
@@ -578,8 +584,36 @@ def _trigger_parts(sql: str) -> tuple[str, str]:
 def read_catalog(backend: SQLiteBackend, exclude: Collection[TableName]) -> Catalog:
     """The schema of the backend's main database, normalised; the tables in
     ``exclude`` (the tracking table, journal and lock table) and their indexes and
-    triggers left out, as are SQLite's own sqlite_* tables."""
-    schema = _schema(backend, exclude)
+    triggers left out, as are SQLite's own sqlite_* tables.
+
+    The schema of a SQLite database is its sqlite_master texts and nothing else, so
+    a read whose texts are those of a recent read returns that read's catalog (the
+    same object): ``check`` reads three times per version, and its down.sql mostly
+    gives back the texts of before its up.sql."""
+    rows = _master_rows(backend)
+    key = (frozenset(rows), frozenset(_lower(table.name) for table in exclude))
+    with _CACHE_LOCK:
+        found = _RECENT.get(key)
+        if found is not None:
+            _RECENT.move_to_end(key)
+            return found
+    catalog = _read_catalog(backend, exclude, rows)
+    with _CACHE_LOCK:
+        _RECENT[key] = catalog
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    return catalog
+
+
+# The catalogs of the last few distinct schemas read (see read_catalog).
+_RECENT: OrderedDict[tuple[frozenset[tuple[Any, ...]], frozenset[str]], Catalog] = \
+    OrderedDict()
+_RECENT_SIZE = 8
+
+
+def _read_catalog(backend: SQLiteBackend, exclude: Collection[TableName],
+                  rows: list[tuple[Any, ...]]) -> Catalog:
+    schema = _schema(backend, exclude, rows)
     infos = {name: _table_info(backend, name, sql, tuple(schema.indexes.get(_lower(name), ())))
              for name, sql in schema.tables}
     primary_keys = {_lower(name): info.primary_key for name, info in infos.items()}
