@@ -351,9 +351,9 @@ class Migrator:
                   "database is built from the file as it is now"
                   for entry in report.having(State.EDITED)]
         with self._session() as live:
-            if not live.connect(create=False):
-                raise DatabaseError(f"{self.settings.database.redacted()} does not exist: "
-                                    "there is nothing to compare.")
+            if not live.connect(create=False):  # SQLite: no file yet (verify --allow-empty)
+                return DriftResult([], [], [f"{self.settings.database.redacted()} does not "
+                                            "exist yet: nothing to compare"])
             live_catalog = live.catalog()
             with self._scratch(live, None) as scratch:
                 build(scratch, built, lambda plan, backend: self._prepare(plan, backend,

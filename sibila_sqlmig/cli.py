@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .api import Migrator, RunResult
+    from .config import Settings
     from .errors import SqlmigError
     from .runner import StatementProgress, StepResult
 
@@ -240,10 +241,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.close()
 
 
+def settings_of(args: argparse.Namespace, database: str | None) -> Settings:
+    """The settings the command line gives (options > environment > yaml > default)."""
+    from .config import load_settings
+
+    return load_settings(database=database, migrations=args.migrations,
+                         config=args.config, table=args.table,
+                         lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
+                         backup=False if getattr(args, "no_backup", False) else None,
+                         dump=getattr(args, "dump", None),
+                         relative_paths=True)  # this process never changes folder
+
+
 def _migrator(args: argparse.Namespace, out: Output, *,
               database: str | None = None) -> Migrator:
     from .api import Migrator  # deferred: --help and --version need none of it
-    from .config import load_settings
 
     def notify(text: str) -> None:
         if out.quiet:
@@ -252,12 +264,7 @@ def _migrator(args: argparse.Namespace, out: Output, *,
         with contextlib.suppress(BrokenPipeError):  # nobody reads stderr: go on waiting
             print(text, file=sys.stderr, flush=True)
 
-    settings = load_settings(database=database or args.database, migrations=args.migrations,
-                             config=args.config, table=args.table,
-                             lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
-                             backup=False if getattr(args, "no_backup", False) else None,
-                             dump=getattr(args, "dump", None),
-                             relative_paths=True)  # this process never changes folder
+    settings = settings_of(args, database or args.database)
     for notice in settings.notices:
         notify(notice)
     return Migrator(settings, notify=notify)

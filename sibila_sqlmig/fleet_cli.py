@@ -94,14 +94,15 @@ def _target_settings(args: argparse.Namespace, out: Output, urls: Sequence[str]
                      ) -> list[Settings]:
     """One Settings per target: the settings resolved once (options, environment,
     sibila_sqlmig.yaml), each with its own database."""
-    from .config import load_settings
+    from .cli import settings_of
     from .dburl import parse_database_url
 
-    settings = load_settings(database=urls[0], migrations=args.migrations,
-                             config=args.config, table=args.table,
-                             lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
-                             backup=False if getattr(args, "no_backup", False) else None,
-                             relative_paths=True)
+    settings = settings_of(args, urls[0])
+    if settings.dump_file is not None:
+        raise UsageError(f"a schema dump ({settings.dump_file}, from --dump or 'dump:' in "
+                         "sibila_sqlmig.yaml) is one file: with many databases every target "
+                         "would overwrite it. Run `sibila-sqlmig dump --database URL --out "
+                         "FILE` for the one you want.")
     for notice in settings.notices:
         _notifier(out)(notice)
     here = Path.cwd()
@@ -150,12 +151,14 @@ def _task(args: argparse.Namespace, stop: threading.Event, notify: Callable[[str
             status = migrator.status()
             return OK, (), _status_counts(status), status
         if command == "verify":
-            verified = migrator.verify(allow_empty=args.allow_empty)
+            verified = migrator.verify(allow_empty=args.allow_empty, drift=args.drift)
             problems = [f"{name}: {', '.join(versions)}"
                         for name, versions in (("edited", verified.edited),
                                                ("missing", verified.missing)) if versions]
             if verified.nothing_applied:
                 problems.append("no applied version is recorded")
+            if verified.drift is not None and not verified.drift.ok:
+                problems += verified.drift.problems()
             return (OK if verified.ok else FAILED, (),
                     "; ".join(problems) or "verify: OK", verified)
         if command in ("migrate", "rollback"):

@@ -114,6 +114,20 @@ def test_status_is_compact_per_target(cli: Any, tmp_path: Path) -> None:
                  "--database", str(two), "--allow-empty")
     assert verify.code == 1  # one target's up.sql was edited after it ran
     assert "edited: 001" in verify.out
+    (migrations / "001_table_1" / "up.sql").write_text(
+        "CREATE TABLE t1 (id INTEGER PRIMARY KEY, note TEXT);\n")  # as it was
+    connection = sqlite3.connect(one)
+    connection.execute("CREATE INDEX by_hand ON t1 (note)")
+    connection.commit()
+    connection.close()
+    drift = cli("verify", "--drift", "--migrations", str(migrations), "--database", str(one),
+                "--database", str(two), "--allow-empty")
+    assert drift.code == 1
+    assert "made by hand (no migration creates it): index by_hand on t1" in drift.out
+    assert "1 ok, 1 failed" in drift.out.splitlines()[-1]
+    dump = cli("migrate", "--dump", str(tmp_path / "schema.sql"), "--migrations",
+               str(migrations), "--database", str(one), "--database", str(two))
+    assert dump.code == 2 and "is one file" in dump.err
 
 
 def test_a_broken_target_stops_the_roll_out_unless_keep_going(cli: Any, tmp_path: Path
