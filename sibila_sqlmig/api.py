@@ -265,7 +265,7 @@ class Migrator:
                  backup: bool | None = None, notify: Callable[[str], None] | None = None,
                  on_connect: Callable[[Any], None] | None = None,
                  lock_wait: float | None = None, lock: str | None = None,
-                 folder: SharedFolder | None = None) -> None:
+                 shared_folder: SharedFolder | None = None) -> None:
         """Use ``settings``, or resolve them as the command line does: each keyword given
         here wins over the environment, then sibila_sqlmig.yaml, then the default.
 
@@ -280,8 +280,8 @@ class Migrator:
         run's lock) and where it put a backup; the Migrator itself never prints.
         ``on_connect`` is called with the driver's connection right after connecting
         (register SQLite functions a migration uses, set session variables).
-        ``folder``: a ``fleet.SharedFolder`` that many Migrators share, so that the
-        migrations folder is read, split and linted once for all of them.
+        ``shared_folder``: a ``fleet.SharedFolder`` that many Migrators share, so that
+        the migrations folder is read, split and linted once for all of them.
         """
         given = {"database": database, "migrations": migrations, "config": config,
                  "table": table, "lock_timeout": lock_timeout, "wait": wait,
@@ -297,7 +297,7 @@ class Migrator:
         self.settings = settings
         self.notify = notify
         self.on_connect = on_connect
-        self.folder = folder
+        self.folder = shared_folder
         log = logger(__name__)
         for notice in settings.notices if log is not None else ():
             log.warning("%s", notice)
@@ -310,7 +310,8 @@ class Migrator:
         with self._session() as backend:
             found = backend.connect(create=False) and backend.table_exists()
             rows = backend.select_applied() if found else []
-        return StatusResult(self.settings.database.redacted(), str(self.settings.table),
+        # The table where it is: a tenant's, in the schema its URL's search_path names.
+        return StatusResult(self.settings.database.redacted(), str(backend.table),
                             build_status(migrations, rows), found)
 
     def verify(self, *, allow_empty: bool = False, drift: bool = False) -> VerifyResult:
@@ -487,8 +488,8 @@ class Migrator:
             raise UsageError("give a number of rows of 1 or more.", argument="limit",
                              value=limit)
         database = self.settings.database.redacted()
-        journal = str(self.settings.table.journal)
         with self._session() as backend:
+            journal = str(backend.table.journal)
             if not (backend.connect(create=False) and backend.journal_exists()):
                 return HistoryResult(database, journal, [], journal_found=False)
             entries = backend.read_journal(version=version, limit=limit, with_sql=False)

@@ -229,8 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.clear_drawn()
         if fleet:  # a second Ctrl-C: the first one let the running files finish
-            print("interrupted again: stopping now; each database rolls back the file that "
-                  "was running. Rerun to finish.", file=sys.stderr, flush=True)
+            print("interrupted again: stopped at once. Each database rolls back the file it "
+                  "was running; the files that had finished stay applied. Rerun to finish "
+                  "(`sibila-sqlmig status` shows where each database stands).",
+                  file=sys.stderr, flush=True)
             out.close()
             os._exit(130)  # the worker threads are blocked in the driver; do not join them
         print("interrupted: the file that was running was rolled back and not recorded "

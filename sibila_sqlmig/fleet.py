@@ -10,6 +10,7 @@ target as it finishes.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -19,22 +20,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, MigrationFilesError, SqlmigError, UsageError
+from .log import logger
 
 if TYPE_CHECKING:
     from .backends.base import Backend
     from .config import Settings
+    from .dburl import DatabaseURL
     from .model import Migration, Plan
     from .prepare import PreparedFile
 
 # A target's outcome.
-OK, UP_TO_DATE, FAILED, SKIPPED = "ok", "up to date", "failed", "skipped"
+OK, UP_TO_DATE, FAILED, SKIPPED, INTERRUPTED = (
+    "ok", "up to date", "failed", "skipped", "interrupted")
+OUTCOMES = (OK, UP_TO_DATE, FAILED, INTERRUPTED, SKIPPED)
 
 
 class Interrupted(SqlmigError):
     """The fleet run was interrupted: this target stopped after the file that was
-    running had committed (or rolled back); the rest of its versions wait for a rerun."""
+    running had committed (or rolled back); the rest of its versions wait for a rerun.
+    ``done``: the versions it ran before it stopped."""
 
     exit_code = 130
+
+    def __init__(self, message: str, done: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.done = tuple(done)
 
 
 class TargetResult(NamedTuple):
@@ -86,23 +96,26 @@ def read_database_list(path: Path, *, cwd: Path | None = None) -> list[str]:
     return urls
 
 
-def check_targets(urls: Sequence[str]) -> None:
-    """Refuse a target given twice: two jobs would wait on each other's lock."""
-    seen: dict[str, int] = {}
-    for index, url in enumerate(urls, 1):
-        if url in seen:
-            raise UsageError(f"the database {_redacted(url)} is given twice (targets "
-                             f"{seen[url]} and {index}); give each database once.")
-        seen[url] = index
+def check_targets(targets: Sequence[Settings]) -> None:
+    """Refuse a database given twice, however spelled (a path and its sqlite:/// URL,
+    the default port or not): two jobs would wait on each other's lock."""
+    seen: dict[tuple[str, ...], int] = {}
+    for index, settings in enumerate(targets, 1):
+        key = _identity(settings.database)
+        if key in seen:
+            raise UsageError(f"the database {settings.database.redacted()} is given twice "
+                             f"(targets {seen[key]} and {index}); give each database once.")
+        seen[key] = index
 
 
-def _redacted(url: str) -> str:
-    from .dburl import parse_database_url
-
-    try:
-        return parse_database_url(url, base_dir=Path.cwd()).redacted()
-    except ConfigError:
-        return "(an invalid URL)"
+def _identity(url: DatabaseURL) -> tuple[str, ...]:
+    """What makes two URLs the same target."""
+    if url.dialect == "sqlite":
+        return ("sqlite", url.path if url.path == ":memory:" else os.path.realpath(url.path))
+    default_port = {"postgresql": 5432, "mysql": 3306}.get(url.dialect, 0)
+    options = dict(url.query).get("options", "")
+    return (url.dialect, url.host.lower() or "localhost", str(url.port or default_port),
+            url.database, options)
 
 
 class SharedFolder:
@@ -196,10 +209,21 @@ def run_fleet(targets: Sequence[Settings], task: Task, *, jobs: int = 1, canary:
         database = settings.database.redacted()
         try:
             outcome, versions, detail, result = task(settings, shared)
+        except Interrupted as error:
+            return TargetResult(database, INTERRUPTED, time.perf_counter() - started,
+                                error.done, str(error))
         except SqlmigError as error:
             return TargetResult(database, FAILED, time.perf_counter() - started,
                                 detail=str(error).splitlines()[0] if str(error) else "",
                                 error=error)
+        except Exception as error:  # a defect: this target fails, the others go on
+            log = logger(__name__)
+            if log is not None:
+                log.exception("unexpected error on %s", database)
+            failure = SqlmigError(f"unexpected {type(error).__name__}: {error} (a defect of "
+                                  "sibila-sqlmig: please report it, with -v output)")
+            return TargetResult(database, FAILED, time.perf_counter() - started,
+                                detail=str(failure), error=failure)
         return TargetResult(database, outcome, time.perf_counter() - started, versions,
                             detail, result)
 
@@ -219,7 +243,8 @@ def run_fleet(targets: Sequence[Settings], task: Task, *, jobs: int = 1, canary:
             try:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:
-                if stop.is_set():  # a second Ctrl-C: the caller ends the process
+                if stop.is_set():  # a second Ctrl-C: the caller ends the process now
+                    abandoned.set()
                     raise
                 stop.set()  # the running targets stop after their current file
                 continue
@@ -232,7 +257,9 @@ def run_fleet(targets: Sequence[Settings], task: Task, *, jobs: int = 1, canary:
                     on_done(result)
         return all_ok
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sqlmig-target") as pool:
+    abandoned = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sqlmig-target")
+    try:
         canaries = range(min(canary, len(targets)))
         if not run_batch(pool, canaries, True):
             why_skipped = "not started: a canary failed"
@@ -240,6 +267,10 @@ def run_fleet(targets: Sequence[Settings], task: Task, *, jobs: int = 1, canary:
             run_batch(pool, range(len(canaries), len(targets)), not keep_going)
             why_skipped = ("not started: an earlier target failed (--keep-going tries every "
                            "target)")
+    finally:
+        # After a second Ctrl-C nobody waits for the running files (the process ends;
+        # each database rolls back the one it was running).
+        pool.shutdown(wait=not abandoned.is_set(), cancel_futures=True)
     if stop.is_set():
         why_skipped = "not started: the run was interrupted"
     return [results.get(index) or TargetResult(targets[index].database.redacted(), SKIPPED,
@@ -249,7 +280,7 @@ def run_fleet(targets: Sequence[Settings], task: Task, *, jobs: int = 1, canary:
 
 def summary(results: Sequence[TargetResult]) -> dict[str, int]:
     """How many targets ended each way, plus ``targets`` in all."""
-    counts = {"targets": len(results), OK: 0, UP_TO_DATE: 0, FAILED: 0, SKIPPED: 0}
+    counts = {"targets": len(results), **dict.fromkeys(OUTCOMES, 0)}
     for result in results:
         counts[result.outcome] += 1
     return counts

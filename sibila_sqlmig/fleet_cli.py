@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from .errors import EXIT_FAILED, UsageError
 from .fleet import (
     FAILED,
+    INTERRUPTED,
     OK,
+    OUTCOMES,
     SKIPPED,
     UP_TO_DATE,
     Interrupted,
@@ -60,8 +63,8 @@ def run(args: argparse.Namespace, out: Output,
     if not urls:
         raise UsageError("no database given: use --database URL (repeated) or "
                          "--databases-from FILE.")
-    check_targets(urls)
     targets = _target_settings(args, out, urls)
+    check_targets(targets)
     folder = SharedFolder()
     # The folder is read once, before any target: a problem in it stops the run here,
     # with nothing touched (exit 2, as a single run).
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace, out: Output,
         if not args.json:  # JSON: one document at the end
             _print_target(out, result, error_text)
 
-    results = run_fleet(targets, task, jobs=args.jobs or 1, canary=args.canary or 0,
+    results = run_fleet(targets, task, jobs=1 if args.jobs is None else args.jobs,
+                        canary=args.canary or 0,
                         keep_going=args.keep_going or args.command in READ_ONLY,
                         on_done=on_done, stop=stop, folder=folder)
     counts = summary(results)
@@ -98,7 +102,7 @@ def _target_settings(args: argparse.Namespace, out: Output, urls: Sequence[str]
     from .dburl import parse_database_url
 
     settings = settings_of(args, urls[0])
-    if settings.dump_file is not None:
+    if settings.dump_file is not None and args.command in ("migrate", "rollback"):
         raise UsageError(f"a schema dump ({settings.dump_file}, from --dump or 'dump:' in "
                          "sibila_sqlmig.yaml) is one file: with many databases every target "
                          "would overwrite it. Run `sibila-sqlmig dump --database URL --out "
@@ -116,17 +120,24 @@ def _notifier(out: Output) -> Callable[[str], None]:
     said: set[str] = set()
 
     def notify(text: str) -> None:
-        """Say a line once: a file's lint warning is the same for every target."""
+        """Say a file's lint warning once (it is the same for every target); every
+        other line (a lock wait, a backup, a retry) is each target's own."""
         if out.quiet:
             return
         line = text.split(": ", 1)[-1]  # without the target
         with lock, contextlib.suppress(BrokenPipeError):
-            if line in said:
-                return
-            said.add(line)
+            if _FILE_WARNING.match(line):
+                if line in said:
+                    return
+                said.add(line)
             print(text, file=sys.stderr, flush=True)
 
     return notify
+
+
+# A lint warning about a file: "migrations/002_x/up.sql:3: warning rule: ...", or a
+# down.sql that rollback would refuse.
+_FILE_WARNING = re.compile(r"\S+\.sql(:\d+)?: ")
 
 
 def _task(args: argparse.Namespace, stop: threading.Event, notify: Callable[[str], None]
@@ -138,14 +149,18 @@ def _task(args: argparse.Namespace, stop: threading.Event, notify: Callable[[str
 
     def work(settings: Settings, folder: SharedFolder) -> tuple[str, tuple[str, ...], str, Any]:
         where = settings.database.redacted()
-        migrator = Migrator(settings, folder=folder,
+        migrator = Migrator(settings, shared_folder=folder,
                             notify=lambda text: notify(f"{where}: {text}"))
 
+        done: list[str] = []
+
         def between_files(step: StepResult) -> None:
+            if not step.skipped:
+                done.append(step.version)
             # Ctrl-C: the file that just ran has committed with its row; stop here.
             if stop.is_set():
                 raise Interrupted(f"interrupted after {step.version} {step.outcome}; "
-                                  "rerun to finish this database")
+                                  "rerun to finish this database", done)
 
         if command == "status":
             status = migrator.status()
@@ -176,10 +191,10 @@ def _task(args: argparse.Namespace, stop: threading.Event, notify: Callable[[str
                 if not planned:
                     return nothing[0], (), nothing[1], result
                 return OK, planned, f"would be {verb}: {_versions(planned)}", result
-            done = tuple(step.version for step in result.steps if not step.skipped)
-            if not done:
+            ran = tuple(step.version for step in result.steps if not step.skipped)
+            if not ran:
                 return nothing[0], (), nothing[1], result
-            return OK, done, f"{verb} {_versions(done)}", result
+            return OK, ran, f"{verb} {_versions(ran)}", result
         if command == "baseline":
             marked = tuple(migrator.baseline(args.version))
             return (OK if marked else UP_TO_DATE), marked, \
@@ -210,7 +225,7 @@ def _status_counts(status: Any) -> str:
     return shown if status.table_found else shown + " (no tracking table yet)"
 
 
-_COLOURS = {OK: "32", UP_TO_DATE: "32", FAILED: "31", SKIPPED: "33"}
+_COLOURS = {OK: "32", UP_TO_DATE: "32", FAILED: "31", SKIPPED: "33", INTERRUPTED: "33"}
 
 
 def _print_target(out: Output, result: TargetResult, error_text: Callable[[Any], str]) -> None:
@@ -230,8 +245,7 @@ def _print_summary(out: Output, results: Sequence[TargetResult], counts: dict[st
     for result in results:
         if result.error is not None and "\n" in error_text(result.error):
             out.line(f"{result.database}:\n{error_text(result.error)}", always=True)
-    shown = ", ".join(f"{counts[name]} {name}" for name in (OK, UP_TO_DATE, FAILED, SKIPPED)
-                      if counts[name])
+    shown = ", ".join(f"{counts[name]} {name}" for name in OUTCOMES if counts[name])
     ending = " (interrupted: rerun to finish)" if interrupted else ""
     out.line(f"{counts['targets']} database(s): {shown}{ending}", always=True)
 

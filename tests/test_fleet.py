@@ -83,7 +83,7 @@ def test_forty_sqlite_files_from_a_list(cli: Any, tmp_path: Path) -> None:
     assert again.code == 0
     document = json.loads(again.out)
     assert document["summary"] == {"targets": 40, "ok": 0, "up to date": 40, "failed": 0,
-                                   "skipped": 0}
+                                   "interrupted": 0, "skipped": 0}
     assert [target["database"] for target in document["targets"]] == \
         [f"sqlite:///{path}" for path in databases]  # the list's order, not finishing order
 
@@ -128,6 +128,11 @@ def test_status_is_compact_per_target(cli: Any, tmp_path: Path) -> None:
     dump = cli("migrate", "--dump", str(tmp_path / "schema.sql"), "--migrations",
                str(migrations), "--database", str(one), "--database", str(two))
     assert dump.code == 2 and "is one file" in dump.err
+    config = tmp_path / "with_dump.yaml"
+    config.write_text("dump: schema.sql\n")  # a project's dump: reading a fleet is fine
+    read = cli("status", "--config", str(config), "--migrations", str(migrations),
+               "--database", str(one), "--database", str(two))
+    assert read.code == 0, read.err
 
 
 def test_a_broken_target_stops_the_roll_out_unless_keep_going(cli: Any, tmp_path: Path
@@ -198,9 +203,13 @@ def test_usage_errors(cli: Any, tmp_path: Path) -> None:
     history = cli("history", *base, "--database", one, "--database", two)
     assert history.code == 2
     assert "`history` works on one database" in history.err
-    twice = cli("migrate", *base, "--database", one, "--database", one)
+    twice = cli("migrate", *base, "--database", one, "--database", f"sqlite:///{one}")
     assert twice.code == 2
     assert "given twice (targets 1 and 2)" in twice.err
+    relative = os.path.relpath(one)
+    assert cli("status", *base, "--database", relative, "--database", one).code == 2
+    zero = cli("migrate", *base, "--database", one, "--database", two, "--jobs", "0")
+    assert zero.code == 2 and "--jobs 0" in zero.err
     listing = tmp_path / "list.txt"
     listing.write_text(f"{one}\n\nredis://nowhere/0\n")
     bad = cli("migrate", *base, "--databases-from", str(listing))
@@ -286,26 +295,51 @@ def test_ten_schemas_in_one_postgres_database(cli: Any, tmp_path: Path,
 
 def test_a_tenant_schema_lock_is_its_own(postgres_db: Any, tmp_path: Path) -> None:
     """Two tenants of one database take different advisory locks (else their runs
-    would queue behind each other); the public schema keeps the key it always had."""
+    would queue behind each other); a URL without a search_path keeps the key that
+    earlier releases took, so that old and new workers still exclude each other."""
+    import hashlib
+
     from sibila_sqlmig.backends import backend_for
     from sibila_sqlmig.config import load_settings
 
-    keys = []
-    for suffix in ("?options=-csearch_path%3Dtenant_a", "?options=-csearch_path%3Dtenant_b",
-                   ""):
+    def key(suffix: str) -> int:
         settings = load_settings(database=postgres_db.url + suffix, migrations=tmp_path,
                                  config=os.devnull, environ={})
-        backend = backend_for(settings)
-        backend.connect(create=False)
-        try:
-            with backend.migration_lock():
-                keys.append(backend.lock_key)  # type: ignore[attr-defined]
-        finally:
-            backend.close()
-    legacy = backend_for(load_settings(database=postgres_db.url, migrations=tmp_path,
-                                       config=os.devnull, environ={}))
-    assert len(set(keys)) == 3
-    assert keys[2] == legacy.lock_key  # type: ignore[attr-defined]
+        return backend_for(settings).lock_key  # type: ignore[attr-defined,no-any-return]
+
+    legacy = int.from_bytes(hashlib.sha256(b"sibila_sqlmig:schema_migrations").digest()[:8],
+                            "big", signed=True)
+    assert key("") == legacy
+    assert key("?options=-csearch_path%3Dpublic") == legacy
+    tenants = {key("?options=-csearch_path%3Dtenant_a"), key("?options=-csearch_path%3Dtenant_b")}
+    assert len(tenants) == 2 and legacy not in tenants
+    assert key("?options=-csearch_path%3DTenant_A,public") == \
+        key("?options=-csearch_path%3Dtenant_a")  # the server folds unquoted names
+
+
+@pytest.mark.parametrize("lock", ["advisory", "table"])
+def test_tenant_schemas_with_public_on_the_path(cli: Any, tmp_path: Path, postgres_db: Any,
+                                                lock: str) -> None:
+    """``search_path=Tenant_X,public``: the tenant's schema is created (folded to lower
+    case, as the server does) and everything goes there, never to public, also with
+    the lock table."""
+    migrations = _folder(tmp_path)
+    urls = [f"{postgres_db.url}?options=-csearch_path%3D{name},public"
+            for name in ("Tenant_X", "tenant_y")]
+    result = cli("migrate", "--migrations", str(migrations), "--lock", lock, "--jobs", "2",
+                 *[part for url in urls for part in ("--database", url)])
+    assert result.code == 0, result.out + result.err
+    rows = postgres_db.rows("SELECT table_schema, table_name FROM information_schema.tables "
+                            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
+    assert not [row for row in rows if row[0] == "public"], rows
+    expected = {"schema_migrations", "schema_migrations_journal", "t1", "t2", "t3"} | \
+        ({"schema_migrations_lock"} if lock == "table" else set())
+    for schema in ("tenant_x", "tenant_y"):
+        assert {name for where, name in rows if where == schema} == expected
+    status = cli("status", "--migrations", str(migrations), "--json",
+                 *[part for url in urls for part in ("--database", url)])
+    assert [target["result"]["table"] for target in json.loads(status.out)["targets"]] == \
+        ["tenant_x.schema_migrations", "tenant_y.schema_migrations"]
 
 
 # --- MariaDB ----------------------------------------------------------------------------
@@ -344,9 +378,11 @@ def test_mariadb_targets(cli: Any, tmp_path: Path, two_mysql_databases: list[str
 
 # --- interrupted runs -----------------------------------------------------------------
 
-# About a second of work on SQLite, inside version 002's transaction.
-SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500000) "
-        "SELECT count(*) FROM c;\n")
+def _slow(rows: int) -> str:
+    """Work on SQLite inside version 002's transaction: 1,500,000 rows take about a
+    quarter of a second here, 30,000,000 about five."""
+    return ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < "
+            f"{rows}) SELECT count(*) FROM c;\n")
 
 
 def _start_fleet(tmp_path: Path, migrations: Path, paths: list[Path]) -> subprocess.Popen[str]:
@@ -374,17 +410,27 @@ def _wait_until_some_applied(paths: list[Path], process: subprocess.Popen[str]) 
     raise AssertionError("no target applied anything within 30 s")
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "SIGINT twice"])
 def test_an_interrupted_fleet_run_is_finished_by_a_rerun(tmp_path: Path, how: str) -> None:
-    migrations = _folder(tmp_path, 4, slow=SLOW)
-    paths = [tmp_path / f"tenant_{n}.db" for n in range(6)]
+    twice = how == "SIGINT twice"
+    migrations = _folder(tmp_path, 4, slow=_slow(30_000_000 if twice else 1_500_000))
+    paths = [tmp_path / f"tenant_{n}.db" for n in range(2 if twice else 6)]
     process = _start_fleet(tmp_path, migrations, paths)
     _wait_until_some_applied(paths, process)
-    process.send_signal(getattr(signal, how))
+    process.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+    if twice:  # while 002's five seconds run: the second one does not wait for them
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        second = time.monotonic()
     out, err = process.communicate(timeout=60)
-    if how == "SIGINT":  # the running files finish; no new target starts
+    if twice:
+        assert time.monotonic() - second < 2.5
+        assert process.returncode == 130, out + err
+        assert "interrupted again: stopped at once" in err
+    elif how == "SIGINT":  # the running files finish; no new target starts
         assert process.returncode == 130, out + err
         assert "interrupted" in out
+        assert "(interrupted: rerun to finish)" in out.splitlines()[-1]
     else:
         assert process.returncode == -signal.SIGKILL
     # Nothing half-recorded: each target's rows match its tables.
@@ -405,3 +451,21 @@ def test_an_interrupted_fleet_run_is_finished_by_a_rerun(tmp_path: Path, how: st
             "WHERE outcome = 'applied' GROUP BY version").fetchall()
         connection.close()
         assert dict(applied) == {"001": 1, "002": 1, "003": 1, "004": 1}  # once each
+
+
+def test_an_unexpected_error_fails_its_target_only(tmp_path: Path) -> None:
+    """A defect in one target's work is that target's failure, not the run's end."""
+    from sibila_sqlmig.config import load_settings
+    from sibila_sqlmig.fleet import FAILED, OK, run_fleet
+
+    targets = [load_settings(database=str(tmp_path / f"{n}.db"), migrations=tmp_path,
+                             config=os.devnull, environ={}) for n in range(3)]
+
+    def task(settings: Any, folder: Any) -> tuple[str, tuple[str, ...], str, None]:
+        if settings.database.path.endswith("1.db"):
+            raise RuntimeError("boom")
+        return OK, (), "fine", None
+
+    results = run_fleet(targets, task, jobs=2, keep_going=True)
+    assert [result.outcome for result in results] == [OK, FAILED, OK]
+    assert "unexpected RuntimeError: boom" in str(results[1].error)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import TableName
+from ..dburl import DatabaseURL
 from ..errors import ConfigError, DriverMissingError
 from ..model import Header
 from .base import JOURNAL_COLUMNS, Backend
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
-    from ..dburl import DatabaseURL
     from ..journal import JournalRecord
 
 try:
@@ -46,12 +46,56 @@ SERVER_KEEPALIVES = (b"SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval
                      b"SET tcp_keepalives_count = 3")
 
 
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+
+
+def search_path_schemas(text: str) -> list[str]:
+    """The schema names of a search_path setting: ``"$user", public`` -> [$user, public];
+    unquoted names folded to lower case, as the server does."""
+    names = []
+    for part in re.findall(r'(?:"(?:[^"]|"")*"|[^,])+', text):
+        part = part.strip()
+        if part.startswith('"') and part.endswith('"') and len(part) > 1:
+            names.append(part[1:-1].replace('""', '"'))
+        elif part:
+            names.append(part.lower())
+    return names
+
+
+def tenant_schema(url: DatabaseURL) -> str | None:
+    """A schema per tenant: the first schema of the search_path that the URL's
+    ``options`` set (``options=-csearch_path=tenant_7``), unless it is public; None
+    when the URL sets no search_path (the role's or the server's applies)."""
+    options = dict(url.query).get("options", "")
+    tokens = re.split(r"(?<!\\)\s+", options.strip())
+    path = None
+    for index, token in enumerate(tokens):  # libpq's -c name=value or --name=value
+        setting = tokens[index + 1] if token == "-c" and index + 1 < len(tokens) else \
+            token[2:] if token.startswith(("-c", "--")) else ""
+        name, _, value = setting.partition("=")
+        if name.strip().lower().replace("-", "_") == "search_path":
+            path = value.replace("\\ ", " ")
+    schemas = [name for name in search_path_schemas(path or "") if name != "$user"]
+    if not schemas or schemas[0] == "public":
+        return None
+    if not _SCHEMA_NAME.fullmatch(schemas[0]):
+        raise ConfigError(f"The database URL {url} sets search_path to the schema "
+                          f"{schemas[0]!r}: a schema per tenant needs a name of letters, "
+                          "digits and underscores (at most 63).")
+    return schemas[0]
 
 
 class PostgresBackend(Backend):
     dialect = "postgresql"
     journal_time_type = "TIMESTAMPTZ"
+
+    def __init__(self, url: DatabaseURL, table: TableName, lock_timeout: float) -> None:
+        # A schema per tenant: the tracking table, journal and lock table live in the
+        # tenant's schema, named explicitly, so that they never land in another schema
+        # of the search_path (public) while the tenant's does not exist yet.
+        tenant = None if table.schema else tenant_schema(url)
+        super().__init__(url, TableName(table.name, tenant) if tenant else table,
+                         lock_timeout)
 
     _connection: Any = None
 
@@ -308,41 +352,16 @@ class PostgresBackend(Backend):
         return moment  # an aware datetime: psycopg sends it as timestamptz
 
     def ensure_table(self) -> None:
-        schema = self.table.schema or self._schema_to_create()
-        if schema:
-            self.query(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+        if self.table.schema:  # a schema per tenant, too: the first run creates it
+            self.query(f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.table.schema)}")
         super().ensure_table()
-
-    def _schema_to_create(self) -> str | None:
-        """A schema per tenant: the URL's search_path names a schema that does not exist
-        yet (current_schema() is NULL); like Flyway, the first run creates it, so that
-        the tracking table never lands in another schema."""
-        if self.query("SELECT current_schema()")[0][0] is not None:
-            return None
-        return self._first_search_path_schema()
-
-    def _first_search_path_schema(self) -> str | None:
-        first = str(self.query("SELECT current_setting('search_path')")[0][0]).split(",")[0]
-        name = first.strip().strip('"')
-        if not name or name == "$user":
-            return None
-        if not _SCHEMA_NAME.fullmatch(name):
-            raise ConfigError(f"The search_path of {self.url} names the schema {name!r}; "
-                              "give a schema name of letters, digits and underscores.")
-        return name
 
     @property
     def lock_key(self) -> int:
-        """A signed 64-bit key derived from the table's name: two tables, two locks. The
-        schema it lives in is part of it (a schema per tenant in one database: one lock
-        per tenant), except public, whose key stays as earlier releases took it."""
-        schema = self.table.schema or self._lock_schema
-        name = str(self.table) if schema in (None, "public") or self.table.schema \
-            else f"{schema}.{self.table.name}"
-        digest = hashlib.sha256(f"sibila_sqlmig:{name}".encode()).digest()
+        """A signed 64-bit key derived from the table's name: two tables, two locks (a
+        tenant's table is qualified by its schema: one lock per tenant)."""
+        digest = hashlib.sha256(f"sibila_sqlmig:{self.table}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
-
-    _lock_schema: str | None = None  # where an unqualified tracking table lives
 
     @contextlib.contextmanager
     def session_lock(self) -> Iterator[None]:
@@ -350,9 +369,6 @@ class PostgresBackend(Backend):
         try:
             from ..tablelock import detect_transaction_pooling
 
-            if not self.table.schema:  # the tenant's schema, as the URL's search_path says
-                schema = holder.execute("SELECT current_schema()").fetchone()[0]
-                self._lock_schema = schema or self._first_search_path_schema()
             if detect_transaction_pooling(holder, self._connection):
                 raise ConfigError(
                     f"{self.url} goes through a pooler in transaction mode (PgBouncer), "

@@ -29,6 +29,7 @@ import subprocess
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..backends.postgres import search_path_schemas
 from ..config import TableName
 from ..dburl import DatabaseURL
 from ..errors import ConfigError, DatabaseError
@@ -669,24 +670,11 @@ def _create_search_path_schemas(backend: PostgresBackend, scratch: DatabaseURL) 
     try:
         other.connect(create=False)
         path = str(other.query("SHOW search_path")[0][0])
-        for schema in _search_path(path):
+        for schema in search_path_schemas(path):
             if schema not in ("$user", "public") and not schema.startswith("pg_"):
                 other.query(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
     finally:
         other.close()
-
-
-def _search_path(text: str) -> list[str]:
-    """The schema names of a search_path setting: ``"$user", public`` -> [$user, public];
-    unquoted names folded to lower case, as the server does."""
-    names = []
-    for part in re.findall(r'(?:"(?:[^"]|"")*"|[^,])+', text):
-        part = part.strip()
-        if part.startswith('"') and part.endswith('"') and len(part) > 1:
-            names.append(part[1:-1].replace('""', '"'))
-        elif part:
-            names.append(part.lower())
-    return names
 
 
 __all__ = ["client_environment", "conninfo", "dump_schema", "read_catalog",
