@@ -12,11 +12,14 @@ from .backends import Backend, backend_for
 from .config import Settings, load_settings
 from .discovery import discover, read_headers
 from .errors import (
+    ConfigError,
     DatabaseError,
+    ForeignKeyCheckError,
     JournalMissingError,
     MigrationFilesError,
     Problem,
     SqlmigError,
+    StatementError,
     UsageError,
 )
 from .log import INFO, debug, logger, tell
@@ -39,8 +42,7 @@ from .planner import (
 )
 
 if TYPE_CHECKING:
-    from .catalog import Difference
-    from .catalog.check import CheckedVersion, CheckResult
+    from .catalog.check import CheckedVersion, CheckResult, DriftResult
     from .dburl import DatabaseURL
     from .fleet import SharedFolder
     from .gitbase import GitVerifyResult
@@ -61,6 +63,7 @@ class RunResult(NamedTuple):
     steps: Sequence[StepResult] = ()
     warnings: Sequence[str] = ()
     backup: str | None = None  # SQLite: the backup taken before the run
+    dump_error: SqlmigError | None = None  # the schema dump after the run failed
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``--dry-run --json`` (documented in README); a real run
@@ -82,9 +85,11 @@ class RunResult(NamedTuple):
             "warnings": list(self.warnings),
         }
         if not self.dry_run:
-            result["ok"] = True
+            result["ok"] = self.dump_error is None
             result["steps"] = [step.to_dict() for step in self.steps]
             result["backup"] = self.backup
+            if self.dump_error is not None:
+                result["dump_error"] = str(self.dump_error)
         return result
 
 
@@ -154,30 +159,6 @@ class VerifyResult(NamedTuple):
         if self.drift is not None:
             shown["drift"] = self.drift.to_dict()
         return shown
-
-
-class DriftResult(NamedTuple):
-    """``verify --drift``: the live catalog against a scratch database built from the
-    versions the live one records; each difference is something done by hand."""
-
-    differences: list[Difference]
-    built: list[str]  # the versions applied to the scratch database
-    notes: list[str]  # what the comparison could not account for
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    def problems(self) -> list[str]:
-        """Each difference in words: made, dropped or changed by hand."""
-        from .catalog.check import drift_words
-
-        return [drift_words(difference) for difference in self.differences]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "built": self.built, "notes": self.notes,
-                "problems": self.problems(),
-                "differences": [difference.to_dict() for difference in self.differences]}
 
 
 class HistoryResult(NamedTuple):
@@ -314,11 +295,13 @@ class Migrator:
         return StatusResult(self.settings.database.redacted(), str(backend.table),
                             build_status(migrations, rows), found)
 
-    def verify(self, *, allow_empty: bool = False, drift: bool = False) -> VerifyResult:
+    def verify(self, *, allow_empty: bool = False, drift: bool = False,
+               scratch: str | None = None) -> VerifyResult:
         """Edited, missing and unverified versions; ``ok`` is False on edited or missing,
         and on a database that records no version while the folder holds some (unless
         ``allow_empty``: a brand-new database). With ``drift`` also the live catalog
-        against a scratch database built from the applied versions (``drift()``)."""
+        against a scratch database built from the applied versions (``drift()``;
+        ``scratch``: an empty database to build in, as for ``check``)."""
         report = self.status().report
 
         def versions(state: State) -> list[str]:
@@ -334,14 +317,15 @@ class Migrator:
                        "nothing); for a database that is new on purpose, pass --allow-empty.")
         return VerifyResult(versions(State.EDITED), versions(State.MISSING),
                             versions(State.UNVERIFIED), report, nothing,
-                            self.drift(report) if drift else None)
+                            self.drift(report, scratch=scratch) if drift else None)
 
-    def drift(self, report: StatusReport | None = None) -> DriftResult:
+    def drift(self, report: StatusReport | None = None, *, scratch: str | None = None
+              ) -> DriftResult:
         """Build a scratch database from the versions the database records (their
         files as they are now) and compare its catalog with the live one: what is
         only live was made by hand, what is only built was dropped by hand."""
         from .catalog import compare
-        from .catalog.check import build
+        from .catalog.check import DriftResult, build
 
         report = report or self.status().report
         recorded = [entry for entry in report.entries if entry.row is not None]
@@ -356,12 +340,16 @@ class Migrator:
                 return DriftResult([], [], [f"{self.settings.database.redacted()} does not "
                                             "exist yet: nothing to compare"])
             live_catalog = live.catalog()
-            with self._scratch(live, None) as scratch:
-                build(scratch, built, lambda plan, backend: self._prepare(plan, backend,
-                                                                           False))
-                built_catalog = scratch.catalog()
-        return DriftResult(compare(built_catalog, live_catalog),
-                           [migration.version for migration in built], notes)
+            versions = [migration.version for migration in built]
+            with self._scratch(live, scratch) as backend:
+                try:
+                    build(backend, built, lambda plan, b: self._prepare(plan, b, False))
+                except (StatementError, ForeignKeyCheckError) as error:
+                    # Not this database's failure: the applied versions do not build an
+                    # empty one (a database adopted with tables made before them).
+                    return DriftResult([], versions, notes, build_error=str(error))
+                built_catalog = backend.catalog()
+        return DriftResult(compare(built_catalog, live_catalog), versions, notes)
 
     def check(self, *, scratch: str | None = None,
               progress: Callable[[CheckedVersion], None] | None = None) -> CheckResult:
@@ -393,50 +381,39 @@ class Migrator:
                                     "there is nothing to dump.")
             text = backend.dump()
         if out is not None:
-            _write_atomically(Path(out), text)
+            try:
+                _write_atomically(Path(out), text)
+            except OSError as error:
+                raise ConfigError(f"Cannot write the schema dump to {out}: "
+                                  f"{error.strerror or error}. Give a file in a folder that "
+                                  "exists and is writable.") from None
         return text
 
     @contextlib.contextmanager
     def _scratch(self, live: Backend, url: str | None) -> Iterator[Backend]:
-        """A connected backend on a scratch database with the tracking table: ``url``
-        (which must be empty), or a new one beside ``live``, dropped afterwards."""
-        from .dburl import parse_database_url
-
+        """A connected backend on a scratch database, with the tracking table: ``url``
+        (an empty database of the same engine, never the configured one), or a new
+        one beside ``live``, dropped afterwards."""
         if url is not None:
+            from .dburl import parse_database_url
+
             given = parse_database_url(url, base_dir=Path.cwd(), source="--scratch")
-            with self._scratch_backend(given, must_be_empty=True) as backend:
-                yield backend
+            _refuse_scratch(given, live.url)
+            with self._session(given) as backend:
+                backend.connect(create=True)
+                found = len(backend.catalog()) + (1 if backend.table_exists() else 0)
+                if found:
+                    raise UsageError(f"the scratch database {given.redacted()} is not empty "
+                                     f"({found} object(s)); give an empty one: every "
+                                     "version is applied there.", argument="scratch",
+                                     value=given.redacted())
+                yield _ready(backend)
             return
         if live.dialect != "sqlite":  # the server makes it: connect (this database only)
             live.connect(create=False)
-        with live.scratch_database() as made, \
-                self._scratch_backend(made, must_be_empty=False) as backend:
-            yield backend
-
-    @contextlib.contextmanager
-    def _scratch_backend(self, url: DatabaseURL, *, must_be_empty: bool) -> Iterator[Backend]:
-        backend = backend_for(self.settings._replace(database=url))
-        backend.notify = self.notify
-        backend.on_connect = self.on_connect  # the functions a migration uses, too
-        try:
+        with live.scratch_database() as made, self._session(made) as backend:
             backend.connect(create=True)
-            if must_be_empty:
-                found = len(backend.catalog()) + (1 if backend.table_exists() else 0)
-                if found:
-                    raise UsageError(f"the scratch database {url.redacted()} is not empty "
-                                     f"({found} object(s)); give an empty one: check "
-                                     "applies every version there.", argument="scratch",
-                                     value=url.redacted())
-            backend.go_fast()
-            backend.ensure_table()
-            yield backend
-        except Exception as error:
-            if not backend.is_driver_error(error):
-                raise
-            raise DatabaseError(f"Database error on the scratch database {url}: "
-                                f"{backend.error_message(error)}") from None
-        finally:
-            backend.close()
+            yield _ready(backend)
 
     def verify_against_git(self, ref: str, *, out_of_order: bool = False) -> GitVerifyResult:
         """Without a database: the versions at git ``ref`` are unchanged in the work tree
@@ -556,6 +533,7 @@ class Migrator:
         """Apply pending versions in order (up to ``to``, or just the version ``only``);
         see README: Commands. ``progress`` hears each file done, ``on_statement`` each
         statement (the file, how many ran, how many in all)."""
+        self._check_dump_file()
         return self._dumped(self._plan_and_run(
             UP, lambda report, _: plan_migrate(report, target=to, out_of_order=out_of_order,
                                                only=only),
@@ -572,13 +550,32 @@ class Migrator:
             kept = _kept_downs(backend, missing) if missing else {}
             return plan_rollback(report, steps=steps, target=to, kept=kept)
 
+        self._check_dump_file()
         return self._dumped(self._plan_and_run(DOWN, plan, dry_run, progress, on_statement))
 
     def _dumped(self, result: RunResult) -> RunResult:
-        """After a run (a no-op too), the schema dump the settings ask for (``dump``)."""
+        """After a run (a no-op too), the schema dump the settings ask for (``dump``);
+        one that fails is kept in ``dump_error``: the run itself stands."""
         if self.settings.dump_file is not None and not result.dry_run:
-            self.dump(self.settings.dump_file)
+            try:
+                self.dump(self.settings.dump_file)
+            except SqlmigError as error:
+                return result._replace(dump_error=error)
         return result
+
+    def _check_dump_file(self) -> None:
+        """Before a run: a dump file that could never be written is a usage error now,
+        not after the migrations ran."""
+        path = self.settings.dump_file
+        if path is None:
+            return
+        if path.is_dir():
+            raise ConfigError(f"The schema dump {path} (--dump, or 'dump:' in "
+                              "sibila_sqlmig.yaml) is a folder; give a file name.")
+        if not path.parent.is_dir():
+            raise ConfigError(f"The schema dump {path} (--dump, or 'dump:' in "
+                              f"sibila_sqlmig.yaml) is in {path.parent}, which is not a "
+                              "folder that exists; create it or give another file.")
 
     def _plan_and_run(self, direction: str,
                       make_plan: Callable[[StatusReport, Backend], Plan],
@@ -742,22 +739,23 @@ class Migrator:
         return [e.migration for e in report.having(State.PENDING) if e.migration is not None]
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[Backend]:
-        """A backend for the configured database (connect it); closed afterwards, and
-        any driver error raised inside becomes a DatabaseError."""
-        backend = backend_for(self.settings)
+    def _session(self, database: DatabaseURL | None = None) -> Iterator[Backend]:
+        """A backend for the configured database (or ``database``: a scratch one);
+        closed afterwards, and any driver error raised inside becomes a DatabaseError."""
+        settings = self.settings if database is None else \
+            self.settings._replace(database=database)
+        backend = backend_for(settings)
         backend.notify = self.notify
-        backend.on_connect = self.on_connect
-        debug(__name__, "database %s, table %s", self.settings.database.redacted(),
-              self.settings.table)
+        backend.on_connect = self.on_connect  # a scratch database's too: its functions
+        debug(__name__, "database %s, table %s", settings.database.redacted(), backend.table)
         try:
-            if self.settings.wait > 0:
-                backend.wait_for_server(self.settings.wait)
+            if settings.wait > 0 and database is None:
+                backend.wait_for_server(settings.wait)
             yield backend
         except Exception as error:
             if not backend.is_driver_error(error):
                 raise
-            raise DatabaseError(f"Database error on {self.settings.database}: "
+            raise DatabaseError(f"Database error on {settings.database}: "
                                 f"{backend.error_message(error)}") from None
         finally:
             backend.close()
@@ -785,16 +783,48 @@ def _write_atomically(path: Path, text: str) -> None:
     sees half a dump."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
+        # mkstemp makes it 0600: give it the mode the file had, or a new file's.
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(current)
+    return current
+
+
+def _refuse_scratch(scratch: DatabaseURL, target: DatabaseURL) -> None:
+    """A scratch database of another engine proves nothing; the target itself (or a
+    schema of it) must never be the scratch database."""
+    if scratch.dialect != target.dialect:
+        raise UsageError(f"the scratch database is {scratch.dialect} but the database is "
+                         f"{target.dialect}: give one of the same engine.",
+                         argument="scratch", value=scratch.redacted())
+    if scratch.identity()[:4] == target.identity()[:4]:
+        raise UsageError("that is the database itself (or a schema of it); give another, "
+                         "empty database: every version is applied there.",
+                         argument="scratch", value=scratch.redacted())
+
+
+def _ready(backend: Backend) -> Backend:
+    """A scratch database's backend, ready to build in: its commits need not wait for
+    the disk, and it has the tracking table."""
+    backend.go_fast()
+    backend.ensure_table()
+    return backend
 
 
 def _lint_warnings(files: Sequence[PreparedFile]) -> list[str]:

@@ -15,7 +15,7 @@ from .terminal import HelpFormatter, LiveProgress, Output
 # skipped, and the API modules are imported only when a command needs them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from .api import Migrator, RunResult
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also compare the live schema with a scratch database built from "
                         "the applied versions; exit 1 naming what was made, changed or "
                         "dropped by hand")
+    verify.add_argument("--scratch", metavar="URL",
+                        help="with --drift: an empty database to build in (default: a "
+                        "temporary one beside the database, dropped afterwards)")
 
     check = add("check", "prove each down.sql on a scratch database: up, down, up again, "
                 "comparing the schema each time; exit 1 naming each difference")
@@ -235,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
             out.close()
             os._exit(130)  # the worker threads are blocked in the driver; do not join them
+        if args.command == "check" or getattr(args, "drift", False):
+            print("interrupted: the scratch database was dropped; the database itself was "
+                  "not written to.", file=sys.stderr)
+            return 130
         print("interrupted: the file that was running was rolled back and not recorded "
               "(a 'transaction: false' file keeps the statements that had run); "
               "`sibila-sqlmig status` shows where things stand", file=sys.stderr)
@@ -355,7 +362,17 @@ def _run(args: argparse.Namespace, out: Output, direction: str, run: Run) -> int
                  "Nothing to apply: the database is up to date.")
     else:
         out.line(f"{len(done)} version(s) rolled back." if done else "Nothing to roll back.")
-    return EXIT_OK
+    return _dump_failed(result, out)
+
+
+def _dump_failed(result: RunResult, out: Output) -> int:
+    """The run stands; a schema dump after it that failed is said, with its exit code."""
+    if result.dump_error is None:
+        return EXIT_OK
+    out.clear_drawn()
+    print(out.paint("error:", "31") + " the run succeeded, but writing the schema dump "
+          f"failed: {_message(result.dump_error)}", file=sys.stderr)
+    return result.dump_error.exit_code
 
 
 def _run_as_json(out: Output, direction: str, run: Run) -> int:
@@ -378,7 +395,7 @@ def _run_as_json(out: Output, direction: str, run: Run) -> int:
         failed({"type": "KeyboardInterrupt", "message": "interrupted", "exit_code": 130})
         raise
     out.json(result.to_dict())
-    return EXIT_OK
+    return _dump_failed(result, out)
 
 
 def _message(error: SqlmigError) -> str:
@@ -420,7 +437,13 @@ def _verify(args: argparse.Namespace, out: Output) -> int:
         from .errors import UsageError
 
         raise UsageError("--out-of-order only applies with --git-base REF.")
-    result = _migrator(args, out).verify(allow_empty=args.allow_empty, drift=args.drift)
+    if args.scratch is not None and not args.drift:
+        from .errors import UsageError
+
+        raise UsageError("--scratch only applies with --drift.")
+    with _scratch_dropped_on_sigterm(args.drift):
+        result = _migrator(args, out).verify(allow_empty=args.allow_empty, drift=args.drift,
+                                             scratch=args.scratch)
     if args.json:
         out.json(result.to_dict())
     else:
@@ -478,17 +501,35 @@ def _check(args: argparse.Namespace, out: Output) -> int:
         for finding in checked.findings:
             out.line(f"      {checked.version}: {finding.text}", always=True)
 
-    result = _migrator(args, out).check(scratch=args.scratch, progress=progress)
+    with _scratch_dropped_on_sigterm(True):
+        result = _migrator(args, out).check(scratch=args.scratch, progress=progress)
+    document = result.to_dict()
     if args.json:
-        out.json(result.to_dict())
+        out.json(document)
         return EXIT_OK if result.ok else EXIT_FAILED
-    counts: dict[str, int] = {}
-    for checked in result.versions:
-        counts[checked.outcome] = counts.get(checked.outcome, 0) + 1
-    shown = ", ".join(f"{number} {outcome}" for outcome, number in counts.items())
+    shown = ", ".join(f"{number} {outcome}" for outcome, number in document["counts"].items())
     out.line(f"check: {'OK' if result.ok else 'FAILED'} ({shown or 'no versions'}; "
              f"{result.seconds:.2f} s on {result.scratch})", always=True)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _scratch_dropped_on_sigterm(building: bool) -> Iterator[None]:
+    """While a scratch database exists (check, verify --drift): SIGTERM (a cancelled CI
+    job) interrupts like Ctrl-C, so that it is dropped on the way out."""
+    if not building:
+        yield
+        return
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dump(args: argparse.Namespace, out: Output) -> int:

@@ -106,6 +106,20 @@ class DatabaseURL:
         """The plain password ("" if none): only for passing to a driver."""
         return self._password.reveal()
 
+    def identity(self) -> tuple[str, ...]:
+        """What makes two URLs the same database however spelled: a SQLite file's real
+        path; a server's host, port (the default written or not), database and
+        options (a PostgreSQL schema per tenant)."""
+        if self.dialect == "sqlite":
+            import os
+
+            return ("sqlite", self.path if self.path == ":memory:"
+                    else os.path.realpath(self.path))
+        default_port = {"postgresql": 5432, "mysql": 3306}.get(self.dialect, 0)
+        return (self.dialect, self.host.lower() or "localhost",
+                str(self.port or default_port), self.database,
+                dict(self.query).get("options", ""))
+
     def redacted(self) -> str:
         """The URL for display, with any password replaced by ``***``."""
         if self.dialect == "sqlite":

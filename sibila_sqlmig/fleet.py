@@ -10,7 +10,6 @@ target as it finishes.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -25,7 +24,6 @@ from .log import logger
 if TYPE_CHECKING:
     from .backends.base import Backend
     from .config import Settings
-    from .dburl import DatabaseURL
     from .model import Migration, Plan
     from .prepare import PreparedFile
 
@@ -101,21 +99,11 @@ def check_targets(targets: Sequence[Settings]) -> None:
     the default port or not): two jobs would wait on each other's lock."""
     seen: dict[tuple[str, ...], int] = {}
     for index, settings in enumerate(targets, 1):
-        key = _identity(settings.database)
+        key = settings.database.identity()
         if key in seen:
             raise UsageError(f"the database {settings.database.redacted()} is given twice "
                              f"(targets {seen[key]} and {index}); give each database once.")
         seen[key] = index
-
-
-def _identity(url: DatabaseURL) -> tuple[str, ...]:
-    """What makes two URLs the same target."""
-    if url.dialect == "sqlite":
-        return ("sqlite", url.path if url.path == ":memory:" else os.path.realpath(url.path))
-    default_port = {"postgresql": 5432, "mysql": 3306}.get(url.dialect, 0)
-    options = dict(url.query).get("options", "")
-    return (url.dialect, url.host.lower() or "localhost", str(url.port or default_port),
-            url.database, options)
 
 
 class SharedFolder:

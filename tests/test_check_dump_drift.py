@@ -83,16 +83,23 @@ def test_correct_downs_pass_and_the_target_is_never_touched(cli: Any, db: Scratc
         versions.append(("007_enum", "CREATE TYPE mood AS ENUM ('sad', 'ok');\n",
                          "DROP TYPE mood;\n"))
     migrations = _folder(tmp_path, *versions)
+    scratch_before = _scratch_databases(db)
     code, document = _check(cli, db, migrations)
     assert code == 0, document
     assert document["counts"] == {"ok": len(versions) + 1}
     assert db.tables() == set()  # the target database: not even the tracking table
     if db.engine == "sqlite":
         assert not Path(db.url.removeprefix("sqlite:///")).stat().st_size
-    if db.engine != "sqlite":  # the scratch database was dropped
-        query = ("SELECT datname FROM pg_database" if db.engine == "postgresql"
-                 else "SHOW DATABASES")
-        assert not [row for row in db.rows(query) if row[0].startswith("sqlmig_scratch_")]
+    assert _scratch_databases(db) == scratch_before  # the scratch database was dropped
+
+
+def _scratch_databases(db: ScratchDatabase) -> set[str]:
+    """The scratch databases on the server (another run's may be there too)."""
+    if db.engine == "sqlite":
+        return set()
+    query = "SELECT datname FROM pg_database" if db.engine == "postgresql" \
+        else "SHOW DATABASES"
+    return {row[0] for row in db.rows(query) if row[0].startswith("sqlmig_scratch_")}
 
 
 @pytest.mark.parametrize("mistake", ["index", "view", "trigger", "function", "enum",
@@ -159,7 +166,7 @@ def test_noop_and_irreversible_are_applied_and_named_not_checked(cli: Any, tmp_p
 def test_a_given_scratch_database_must_be_empty(cli: Any, tmp_path: Path,
                                                 sqlite_db: ScratchDatabase) -> None:
     migrations = _folder(tmp_path)
-    scratch = tmp_path / "scratch.db"
+    scratch = tmp_path / "proving_ground.db"  # (the fixture's database is scratch.db)
     used = cli("check", "--database", sqlite_db.url, "--migrations", str(migrations),
                "--scratch", f"sqlite:///{scratch}")
     assert used.code == 0, used.err
@@ -251,9 +258,11 @@ def test_dump_is_deterministic_and_loads_into_an_empty_database(
     _load(db.engine, other.url, schema)
     loaded = ["--database", other.url, "--migrations", str(migrations)]
     assert cli("dump", *loaded).out == first.out  # the same catalog, the same rows
-    status = [json.loads(cli("status", *args, "--json").out)["migrations"]
+    status = [[{**entry, "applied_at": None}
+               for entry in json.loads(cli("status", *args, "--json").out)["migrations"]]
               for args in (base, loaded)]
-    assert status[0] == status[1]  # the same status, applied_at and checksums too
+    assert status[0] == status[1]  # the same states, descriptions and checksums
+    assert "INSERT INTO" in first.out and "(version, description, checksum)" in first.out
     assert cli("verify", "--drift", *loaded).code == 0
 
 
@@ -284,3 +293,117 @@ def test_drift_finds_a_hand_made_index_and_column(cli: Any, db: ScratchDatabase,
     assert document["drift"]["built"] == [v["version"] for v in
                                           json.loads(cli("status", "--json", *base).out)
                                           ["migrations"]]
+
+
+def test_a_failing_down_is_named_and_the_next_versions_still_checked(
+        cli: Any, db: ScratchDatabase, tmp_path: Path) -> None:
+    migrations = _folder(tmp_path,
+                         ("002_tags", "CREATE TABLE tags (id INTEGER PRIMARY KEY);\n",
+                          "SELECT nope FROM nowhere;\nDROP TABLE tags;\n"),
+                         ("003_index", "CREATE INDEX idx_items_name ON items (name);\n",
+                          NOTHING))
+    code, document = _check(cli, db, migrations)
+    assert code == 1
+    outcomes = [(version["version"], version["outcome"]) for version in document["versions"]]
+    # 003 was reached: its index left behind is named (and its second up.sql fails).
+    assert outcomes == [("001", "ok"), ("002", "failed"), ("003", "failed")]
+    assert document["versions"][2]["differences"][0]["message"] == \
+        "down.sql leaves index idx_items_name on items"
+    failed = document["versions"][1]
+    assert failed["differences"][0]["message"].startswith("down.sql fails: ")
+    assert "002_tags/down.sql:1" in failed["differences"][0]["message"]
+    assert "rolled back" in failed["note"]
+
+
+def test_scratch_must_be_another_database_of_the_same_engine(
+        cli: Any, db: ScratchDatabase, tmp_path: Path) -> None:
+    migrations = _folder(tmp_path)
+    base = ["--database", db.url, "--migrations", str(migrations)]
+    itself = cli("check", *base, "--scratch", db.url)
+    assert itself.code == 2 and "that is the database itself" in itself.err
+    if db.engine == "postgresql":  # a schema of the same database is still the database
+        schema = cli("check", *base, "--scratch", f"{db.url}?options=-csearch_path%3Dother")
+        assert schema.code == 2 and "that is the database itself" in schema.err
+    other = "postgresql://postgres@127.0.0.1/x" if db.engine != "postgresql" \
+        else f"sqlite:///{tmp_path / 'other.db'}"
+    engine = cli("check", *base, "--scratch", other)
+    assert engine.code == 2 and "give one of the same engine" in engine.err
+    assert db.tables() == set()
+    drift = cli("verify", *base, "--scratch", f"sqlite:///{tmp_path / 'x.db'}")
+    assert drift.code == 2 and "--scratch only applies with --drift" in drift.err
+
+
+def test_drift_that_cannot_build_says_so(cli: Any, sqlite_db: ScratchDatabase,
+                                         tmp_path: Path) -> None:
+    """A database adopted from tables made before its migrations (Sibila's tables()):
+    the applied versions do not build an empty database; that is said, not blamed on
+    this database."""
+    migrations = tmp_path / "migrations"
+    write_version(migrations, "001_tags", "ALTER TABLE legacy ADD COLUMN tag TEXT;\n",
+                  "ALTER TABLE legacy DROP COLUMN tag;\n")
+    sqlite_db.admin.execute("CREATE TABLE legacy (id INTEGER PRIMARY KEY)")
+    base = ["--database", sqlite_db.url, "--migrations", str(migrations)]
+    assert cli("migrate", *base).code == 0
+    drift = cli("verify", "--drift", "--json", *base)
+    assert drift.code == 1
+    document = json.loads(drift.out)["drift"]
+    assert not document["ok"]
+    assert "no such table: legacy" in document["build_error"]
+    assert document["problems"][0].startswith("the applied versions do not build an empty "
+                                              "database")
+
+
+def test_dump_after_migrate_and_a_dump_that_cannot_be_written(
+        cli: Any, sqlite_db: ScratchDatabase, tmp_path: Path) -> None:
+    migrations = _folder(tmp_path)
+    base = ["--database", sqlite_db.url, "--migrations", str(migrations)]
+    nowhere = cli("migrate", *base, "--dump", str(tmp_path / "no" / "schema.sql"))
+    assert nowhere.code == 2 and "not a folder that exists" in nowhere.err
+    assert sqlite_db.tables() == set()  # refused before anything ran
+    schema = tmp_path / "schema.sql"
+    schema.write_text("old\n")
+    schema.chmod(0o644)
+    assert cli("migrate", *base, "--dump", str(schema)).code == 0
+    assert "CREATE TABLE items" in schema.read_text()
+    assert schema.stat().st_mode & 0o777 == 0o644  # its mode kept
+    write_version(migrations, "002_more", "CREATE TABLE more (id INTEGER);\n",
+                  "DROP TABLE more;\n")
+    config = tmp_path / "dumping.yaml"
+    config.write_text(f"dump: {schema}\n")
+    assert cli("migrate", *base, "--config", str(config)).code == 0
+    assert "CREATE TABLE more" in schema.read_text()
+    assert cli("rollback", *base, "--config", str(config)).code == 0
+    assert "CREATE TABLE more" not in schema.read_text()
+
+
+def test_sigterm_during_check_drops_the_scratch_database(tmp_path: Path) -> None:
+    """A cancelled CI job: SIGTERM interrupts check, and the scratch database goes."""
+    import signal
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    migrations = _folder(tmp_path, ("002_slow", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                                    "SELECT x + 1 FROM c WHERE x < 40000000) "
+                                    "SELECT count(*) FROM c;\n", NOTHING))
+    scratch_home = tmp_path / "tmp"
+    scratch_home.mkdir()
+    config = tmp_path / "empty.yaml"
+    config.write_text("")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sibila_sqlmig", "check", "--config", str(config),
+         "--migrations", str(migrations), "--database", str(tmp_path / "x.db")],
+        cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch_home)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not list(scratch_home.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list(scratch_home.iterdir()), "check made no scratch database"
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "the scratch database was dropped" in err
+    assert list(scratch_home.iterdir()) == []
+    assert not (tmp_path / "x.db").exists()

@@ -462,15 +462,19 @@ class Backend(abc.ABC):
 
     def dump(self) -> str:
         """``dump_schema()`` and the tracking table's rows as INSERTs (as dbmate does):
-        loading it into an empty database gives the same catalog and status."""
+        loading it into an empty database gives the same catalog and status (each
+        version applied, with its checksum; applied_at is the time of loading)."""
         rows = self.select_applied() if self.table_exists() else []
         rows.sort(key=lambda row: (not row.version.isdigit(),
                                    int(row.version) if row.version.isdigit() else 0,
                                    row.version))
+        # Not applied_at: it differs on every machine that ran the same versions, and
+        # the file is meant to be committed (dbmate keeps only the versions).
         target = self.dump_table_sql()
-        inserts = "".join(
-            f"INSERT INTO {target} (version, description, applied_at, checksum) VALUES "
-            f"({', '.join(self.sql_literal(value) for value in row)});\n" for row in rows)
+        values = (", ".join(self.sql_literal(value) for value in
+                            (row.version, row.description, row.checksum)) for row in rows)
+        inserts = "".join(f"INSERT INTO {target} (version, description, checksum) VALUES "
+                          f"({shown});\n" for shown in values)
         heading = (f"-- The schema of a {self.dialect} database, written by `sibila-sqlmig "
                    "dump`: load it into an empty database with the engine's own client.\n")
         return heading + self.dump_schema().rstrip("\n") + "\n\n" + (

@@ -110,7 +110,8 @@ def run_check(backend: Backend, migrations: Sequence[Migration],
             run_files(backend, up)
         except SqlmigError as error:
             record(CheckedVersion(version, description, FAILED,
-                                  (Finding(UP, f"up.sql fails: {_first(error)}"),), str(error)))
+                                  (Finding(UP, f"up.sql fails: {_first(error)}"),),
+                                  "up.sql fails on a database built by the versions before it"))
             not_reached(index, version)
             break
         after_up = backend.catalog()
@@ -133,25 +134,33 @@ def run_check(backend: Backend, migrations: Sequence[Migration],
                                                  f"{_first(error)}"),)))
             before = after_up
             continue
-        outcome, findings, before = _down_and_up_again(
+        outcome, findings, state, note = _down_and_up_again(
             backend, down, up, before, after_up, run_files)
-        record(CheckedVersion(version, description, outcome, tuple(findings)))
-        if outcome == FAILED:
+        record(CheckedVersion(version, description, outcome, tuple(findings), note))
+        if state is None:  # the database is in no known state: the check stops
             not_reached(index, version)
             break
+        before = state
     return results
 
 
 def _down_and_up_again(backend: Backend, down: list[PreparedFile], up: list[PreparedFile],
                        before: Catalog, after_up: Catalog,
                        run_files: Callable[[Backend, Sequence[PreparedFile]], Any]
-                       ) -> tuple[str, list[Finding], Catalog]:
-    """Run down.sql and up.sql again; compare; the outcome, its findings, and the
-    catalog the next version starts from."""
+                       ) -> tuple[str, list[Finding], Catalog | None, str]:
+    """Run down.sql and up.sql again; compare. The outcome, its findings, the catalog
+    the next version starts from (None: no known state, the check stops) and a note."""
     try:
         run_files(backend, down)
     except SqlmigError as error:
-        return FAILED, [Finding(DOWN, f"down.sql fails: {_first(error)}")], after_up
+        finding = Finding(DOWN, f"down.sql fails: {_first(error)}")
+        # Rolled back whole (a transaction), the database is as up.sql left it, and
+        # the next versions can still be checked; else (MySQL's DDL) it is not.
+        state = backend.catalog()
+        if state == after_up:
+            return FAILED, [finding], after_up, "down.sql fails; it was rolled back, so " \
+                "the next versions are checked on what up.sql made"
+        return FAILED, [finding], None, "down.sql fails and left part of its work"
     after_down = backend.catalog()
     findings = [Finding(DOWN, _down_words(difference), difference)
                 for difference in compare(before, after_down)]
@@ -160,18 +169,16 @@ def _down_and_up_again(backend: Backend, down: list[PreparedFile], up: list[Prep
     except SqlmigError as error:
         findings.append(Finding("up again", "up.sql fails when run again after down.sql: "
                                 f"{_first(error)}" + _leftover_hint(findings)))
-        return FAILED, findings, after_down
+        return FAILED, findings, None, "up.sql fails when run again after down.sql"
     again = backend.catalog()
     findings += [Finding("up again", _again_words(difference), difference)
                  for difference in compare(after_up, again)]
-    return (DIFFERS if findings else CHECKED), findings, again
+    return (DIFFERS if findings else CHECKED), findings, again, ""
 
 
 def _first(error: SqlmigError) -> str:
-    """An error's first line, without the file and line it starts with (the version
-    names them)."""
-    line = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return line
+    """An error's first line (it names the file and the line)."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _leftover_hint(findings: Sequence[Finding]) -> str:
@@ -196,6 +203,34 @@ def _again_words(difference: Difference) -> str:
         return f"up.sql run again after down.sql does not give {thing}"
     return f"up.sql run again after down.sql gives {thing} differently: " \
            f"{difference.details('the first up.sql')}"
+
+
+class DriftResult(NamedTuple):
+    """``verify --drift``: the live catalog against a scratch database built from the
+    versions the live one records; each difference is something done by hand."""
+
+    differences: list[Difference]
+    built: list[str]  # the versions applied to the scratch database
+    notes: list[str]  # what the comparison could not account for
+    build_error: str = ""  # the applied versions did not build a scratch database
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and not self.build_error
+
+    def problems(self) -> list[str]:
+        """Each difference in words: made, dropped or changed by hand."""
+        found = [drift_words(difference) for difference in self.differences]
+        if self.build_error:
+            found.insert(0, "the applied versions do not build an empty database, so drift "
+                         "cannot be judged (nothing was written to this database): "
+                         + self.build_error.splitlines()[0])
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "built": self.built, "notes": self.notes,
+                "build_error": self.build_error or None, "problems": self.problems(),
+                "differences": [difference.to_dict() for difference in self.differences]}
 
 
 def drift_words(difference: Difference) -> str:
