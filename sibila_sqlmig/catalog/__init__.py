@@ -12,8 +12,11 @@ counters, no definers), and the tool's own tables are left out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import NamedTuple
+
+from ..dburl import DatabaseURL
 
 # The kinds of object a catalog holds, in the order a report lists them.
 KINDS = ("extension", "schema", "type", "sequence", "function", "procedure", "table",
@@ -180,4 +183,22 @@ def _order(key: Key) -> tuple[int, str, str]:
     return (KINDS.index(kind) if kind in KINDS else len(KINDS), table, name)
 
 
-__all__ = ["KINDS", "Catalog", "DbObject", "Difference", "compare", "make_object"]
+@contextlib.contextmanager
+def database_beside(url: DatabaseURL, name: str, drop: Callable[[str], None]
+                    ) -> Iterator[DatabaseURL]:
+    """The URL of database ``name``, just made on the server of ``url`` (its user,
+    password, host, port and query options), dropped with ``drop`` on the way out,
+    also after an error inside, whose own error then wins."""
+    try:
+        yield DatabaseURL(url.dialect, host=url.host, port=url.port, user=url.user,
+                          password=url.password, database=name, query=url.query,
+                          source=f"the scratch database beside {url}")
+    except BaseException:
+        with contextlib.suppress(Exception):  # never hide why the caller failed
+            drop(name)
+        raise
+    drop(name)
+
+
+__all__ = ["KINDS", "Catalog", "DbObject", "Difference", "compare", "database_beside",
+           "make_object"]

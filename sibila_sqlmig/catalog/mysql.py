@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..config import TableName
 from ..dburl import DatabaseURL
 from ..errors import DatabaseError
-from . import Catalog, DbObject, make_object
+from . import Catalog, DbObject, database_beside, make_object
 
 if TYPE_CHECKING:
     from ..backends.mysql import MySQLBackend
@@ -606,16 +606,8 @@ def scratch_database(backend: MySQLBackend) -> Iterator[DatabaseURL]:
             f"{backend.error_message(error)}. Making one needs the CREATE and DROP "
             "privileges on databases named sqlmig_scratch_%; without them, give "
             "`--scratch URL` naming an empty database to use instead.") from None
-    url = backend.url
-    try:
-        yield DatabaseURL(url.dialect, host=url.host, port=url.port, user=url.user,
-                          password=url.password, database=name, query=url.query,
-                          source=f"the scratch database beside {url}")
-    except BaseException:
-        with contextlib.suppress(Exception):  # never hide what went wrong inside
-            _drop(backend, name)
-        raise
-    _drop(backend, name)
+    with database_beside(backend.url, name, lambda gone: _drop(backend, gone)) as url:
+        yield url
 
 
 def _drop(backend: MySQLBackend, name: str) -> None:

@@ -33,7 +33,7 @@ from ..backends.postgres import search_path_schemas
 from ..config import TableName
 from ..dburl import DatabaseURL
 from ..errors import ConfigError, DatabaseError
-from . import Catalog, DbObject, make_object
+from . import Catalog, DbObject, database_beside, make_object
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -583,18 +583,10 @@ def scratch_database(backend: PostgresBackend) -> Iterator[DatabaseURL]:
     other than public) gets its schemas created in it."""
     name = f"sqlmig_scratch_{secrets.token_hex(6)}"
     _create_database(backend, name)
-    try:
-        url = backend.url
-        scratch = DatabaseURL("postgresql", host=url.host, port=url.port, user=url.user,
-                              password=url.password, database=name, query=url.query,
-                              source=f"the scratch database beside {url}")
+    with database_beside(backend.url, name,
+                         lambda gone: _drop_database(backend, gone)) as scratch:
         _create_search_path_schemas(backend, scratch)
         yield scratch
-    except BaseException:
-        with contextlib.suppress(Exception):  # never hide why the caller failed
-            _drop_database(backend, name)
-        raise
-    _drop_database(backend, name)
 
 
 def _create_database(backend: PostgresBackend, name: str) -> None:
