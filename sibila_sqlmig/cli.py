@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SQLite: take no backup of the database file before the run")
     migrate.add_argument("--dump", metavar="FILE",
                          help="write the schema dump (as `dump` does) after the run")
+    migrate.add_argument("--no-dump", action="store_true",
+                         help="write no schema dump, whatever sibila_sqlmig.yaml's dump: says")
 
     rollback = add("rollback", "run down.sql of the newest applied versions")
     which = rollback.add_mutually_exclusive_group()
@@ -130,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="SQLite: take no backup of the database file before the run")
     rollback.add_argument("--dump", metavar="FILE",
                           help="write the schema dump (as `dump` does) after the run")
+    rollback.add_argument("--no-dump", action="store_true",
+                          help="write no schema dump, whatever sibila_sqlmig.yaml's dump: says")
 
     create = add("create", "write a new version folder NNN_slug/")
     create.add_argument("description", help='what the change does, e.g. "Add users table"')
@@ -258,7 +262,8 @@ def settings_of(args: argparse.Namespace, database: str | None) -> Settings:
                          config=args.config, table=args.table,
                          lock_wait=args.lock_wait, lock=args.lock, wait=args.wait,
                          backup=False if getattr(args, "no_backup", False) else None,
-                         dump=getattr(args, "dump", None),
+                         dump="" if getattr(args, "no_dump", False)
+                         else getattr(args, "dump", None),
                          relative_paths=True)  # this process never changes folder
 
 

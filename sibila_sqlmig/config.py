@@ -203,7 +203,7 @@ def load_settings(
                           f"more, not {keep!r} (to take no backups, set 'backup: false').")
     dump_text, _, dump_base = pick(dump, (), "dump", None)
     for value, key in ((db_text, "database"), (dir_text, "migrations"), (table_text, "table"),
-                       *(((dump_text, "dump"),) if dump_text is not None else ())):
+                       *(((dump_text, "dump"),) if dump_text else ())):
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{config_path}: '{key}' must be a string.")
     return Settings(
@@ -221,7 +221,7 @@ def load_settings(
         lock_lease=_parse_seconds(lease, lease_source, "lock lease"),
         file_defaults=file_defaults,
         notices=_notices(file_values, config_path),
-        dump_file=None if dump_text is None else _as_given(
+        dump_file=None if not dump_text else _as_given(
             Path(dump_text), dump_base, here if relative_paths else None),
     )
 

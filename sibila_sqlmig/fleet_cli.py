@@ -105,8 +105,8 @@ def _target_settings(args: argparse.Namespace, out: Output, urls: Sequence[str]
     if settings.dump_file is not None and args.command in ("migrate", "rollback"):
         raise UsageError(f"a schema dump ({settings.dump_file}, from --dump or 'dump:' in "
                          "sibila_sqlmig.yaml) is one file: with many databases every target "
-                         "would overwrite it. Run `sibila-sqlmig dump --database URL --out "
-                         "FILE` for the one you want.")
+                         "would overwrite it. Give --no-dump, and run `sibila-sqlmig dump "
+                         "--database URL --out FILE` for the one you want.")
     for notice in settings.notices:
         _notifier(out)(notice)
     here = Path.cwd()

@@ -129,7 +129,11 @@ def test_status_is_compact_per_target(cli: Any, tmp_path: Path) -> None:
                str(migrations), "--database", str(one), "--database", str(two))
     assert dump.code == 2 and "is one file" in dump.err
     config = tmp_path / "with_dump.yaml"
-    config.write_text("dump: schema.sql\n")  # a project's dump: reading a fleet is fine
+    config.write_text("dump: schema.sql\n")
+    assert cli("migrate", "--no-dump", "--config", str(config), "--migrations",
+               str(migrations), "--database", str(one), "--database", str(two)).code == 0
+    assert not (tmp_path / "schema.sql").exists()
+    # a project's dump: reading a fleet is fine
     read = cli("status", "--config", str(config), "--migrations", str(migrations),
                "--database", str(one), "--database", str(two))
     assert read.code == 0, read.err
