@@ -86,6 +86,18 @@ def _add_settings(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
                         help="print more detail")
 
 
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """The options migrate and rollback share: their output, backup and schema dump."""
+    command.add_argument("--json", action="store_true",
+                         help="print the result (or, with --dry-run, the plan) as JSON")
+    command.add_argument("--no-backup", action="store_true",
+                         help="SQLite: take no backup of the database file before the run")
+    command.add_argument("--dump", metavar="FILE",
+                         help="write the schema dump (as `dump` does) after the run")
+    command.add_argument("--no-dump", action="store_true",
+                         help="write no schema dump, whatever sibila_sqlmig.yaml's dump: says")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sibila-sqlmig`` (also used by the docs test)."""
     parser = argparse.ArgumentParser(prog="sibila-sqlmig", description=DESCRIPTION,
@@ -112,28 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="show the statements that would run, as split, with lines")
     migrate.add_argument("--out-of-order", action="store_true",
                          help="also apply pending versions older than the newest applied")
-    migrate.add_argument("--json", action="store_true",
-                         help="print the result (or, with --dry-run, the plan) as JSON")
-    migrate.add_argument("--no-backup", action="store_true",
-                         help="SQLite: take no backup of the database file before the run")
-    migrate.add_argument("--dump", metavar="FILE",
-                         help="write the schema dump (as `dump` does) after the run")
-    migrate.add_argument("--no-dump", action="store_true",
-                         help="write no schema dump, whatever sibila_sqlmig.yaml's dump: says")
+    _add_run_options(migrate)
 
     rollback = add("rollback", "run down.sql of the newest applied versions")
     which = rollback.add_mutually_exclusive_group()
     which.add_argument("--steps", metavar="N", type=int, help="how many versions (default 1)")
     which.add_argument("--to", metavar="VERSION", help="roll back every version after this")
     rollback.add_argument("--dry-run", action="store_true", help="show what would run")
-    rollback.add_argument("--json", action="store_true",
-                          help="print the result (or, with --dry-run, the plan) as JSON")
-    rollback.add_argument("--no-backup", action="store_true",
-                          help="SQLite: take no backup of the database file before the run")
-    rollback.add_argument("--dump", metavar="FILE",
-                          help="write the schema dump (as `dump` does) after the run")
-    rollback.add_argument("--no-dump", action="store_true",
-                          help="write no schema dump, whatever sibila_sqlmig.yaml's dump: says")
+    _add_run_options(rollback)
 
     create = add("create", "write a new version folder NNN_slug/")
     create.add_argument("description", help='what the change does, e.g. "Add users table"')
