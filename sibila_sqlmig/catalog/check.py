@@ -162,7 +162,7 @@ def _down_and_up_again(backend: Backend, down: list[PreparedFile], up: list[Prep
                 "the next versions are checked on what up.sql made"
         return FAILED, [finding], None, "down.sql fails and left part of its work"
     after_down = backend.catalog()
-    findings = [Finding(DOWN, _down_words(difference), difference)
+    findings = [Finding(DOWN, _DOWN.of(difference), difference)
                 for difference in compare(before, after_down)]
     try:
         run_files(backend, up)
@@ -171,7 +171,7 @@ def _down_and_up_again(backend: Backend, down: list[PreparedFile], up: list[Prep
                                 f"{_first(error)}" + _leftover_hint(findings)))
         return FAILED, findings, None, "up.sql fails when run again after down.sql"
     again = backend.catalog()
-    findings += [Finding("up again", _again_words(difference), difference)
+    findings += [Finding("up again", _AGAIN.of(difference), difference)
                  for difference in compare(after_up, again)]
     return (DIFFERS if findings else CHECKED), findings, again, ""
 
@@ -185,24 +185,32 @@ def _leftover_hint(findings: Sequence[Finding]) -> str:
     return " (down.sql left behind what up.sql creates)" if findings else ""
 
 
-def _down_words(difference: Difference) -> str:
-    """``down.sql leaves index idx_tags_tag on paragraph_tags``."""
-    thing = difference.subject.describe()
-    if difference.change == "added":
-        return f"down.sql leaves {thing}"
-    if difference.change == "removed":
-        return f"down.sql drops {thing}, which was there before up.sql"
-    return f"down.sql leaves {thing} changed: {difference.details('before up.sql')}"
+class _Words(NamedTuple):
+    """How one comparison words an object added, removed or changed ({} is the
+    object; ``expected`` names the side compared with)."""
+
+    added: str
+    removed: str
+    changed: str
+    expected: str
+
+    def of(self, difference: Difference) -> str:
+        thing = difference.subject.describe()
+        if difference.change == "added":
+            return self.added.format(thing)
+        if difference.change == "removed":
+            return self.removed.format(thing)
+        return self.changed.format(thing) + difference.details(self.expected)
 
 
-def _again_words(difference: Difference) -> str:
-    thing = difference.subject.describe()
-    if difference.change == "added":
-        return f"up.sql run again after down.sql also gives {thing}"
-    if difference.change == "removed":
-        return f"up.sql run again after down.sql does not give {thing}"
-    return f"up.sql run again after down.sql gives {thing} differently: " \
-           f"{difference.details('the first up.sql')}"
+_DOWN = _Words("down.sql leaves {}", "down.sql drops {}, which was there before up.sql",
+               "down.sql leaves {} changed: ", "before up.sql")
+_AGAIN = _Words("up.sql run again after down.sql also gives {}",
+                "up.sql run again after down.sql does not give {}",
+                "up.sql run again after down.sql gives {} differently: ", "the first up.sql")
+_DRIFT = _Words("made by hand (no migration creates it): {}",
+                "dropped by hand (the migrations create it): {}", "changed by hand: {}: ",
+                "the migrations give")
 
 
 class DriftResult(NamedTuple):
@@ -235,12 +243,7 @@ class DriftResult(NamedTuple):
 
 def drift_words(difference: Difference) -> str:
     """``verify --drift``: what was made, dropped or changed by hand."""
-    thing = difference.subject.describe()
-    if difference.change == "added":
-        return f"made by hand (no migration creates it): {thing}"
-    if difference.change == "removed":
-        return f"dropped by hand (the migrations create it): {thing}"
-    return f"changed by hand: {thing}: {difference.details('the migrations give')}"
+    return _DRIFT.of(difference)
 
 
 def build(backend: Backend, migrations: Sequence[Migration],
