@@ -77,9 +77,9 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
         raise ValueError(f"versions must be version numbers (digits): {versions!r}")
     _check_keep(keep)
     database = Path(database_path)
-    made = _write_backup(database, direction, versions, now or datetime.now(UTC), timeout)
-    if still_before is not None and not still_before(made):
-        made.unlink()
+    made = _write_backup(database, direction, versions, now or datetime.now(UTC), timeout,
+                         still_before=still_before)
+    if made is None:
         return None
     _rotate(database, keep, protect={made})
     return made
@@ -127,6 +127,7 @@ def restore_backup(database_path: str | Path, backup: str | Path | None = None, 
     safety = None
     if should_back_up(database):  # a deleted database can be restored: nothing to save
         safety = _write_backup(database, "restore", (), datetime.now(UTC), timeout)
+        assert safety is not None  # nothing to ask about: always written
     # The backup API, not a file copy: other connections see the old or the restored
     # database, never a mix, and SQLite's locks and caches stay right.
     try:
@@ -174,15 +175,17 @@ def _check_is_database(path: Path) -> None:
 
 
 def _write_backup(database: Path, direction: str, versions: Sequence[str], now: datetime,
-                  timeout: float) -> Path:
+                  timeout: float, *,
+                  still_before: Callable[[Path], bool] | None = None) -> Path | None:
+    """Copy the database under a temporary name, ask ``still_before`` about that copy,
+    then give it its backup name; None (and no file) when ``still_before`` says no.
+
+    Runs started together each take a backup, and each rotates the others' away: a
+    copy is only named as a backup once it has been checked, so no rotation can
+    delete it while it is being checked, and a name is claimed without replacing
+    the backup of a run that took the same microsecond.
+    """
     label = "".join(f"-{version}" for version in dict.fromkeys([*versions[:1], *versions[-1:]]))
-    taken = now.astimezone(UTC)
-    while True:  # a backup in the same microsecond (a coarse clock): the later one moves on
-        final = database.parent / (f"{database.name}.{taken.strftime(_TIME_FORMAT)}"
-                                   f".before-{direction}{label}{SUFFIX}")
-        if not final.exists():
-            break
-        taken += timedelta(microseconds=1)
     temporary = None
     try:
         # A temporary name outside the pattern, renamed when complete: a crash never
@@ -193,7 +196,10 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
         with contextlib.suppress(OSError):  # where the filesystem allows it
             os.chmod(temporary, os.stat(database).st_mode & 0o7777)
         _copy(database, Path(temporary), timeout, modes=("rw", "rw"), standalone=True)
-        os.replace(temporary, final)
+        if still_before is not None and not still_before(Path(temporary)):
+            return None
+        final = _claim_name(Path(temporary), database, f".before-{direction}{label}",
+                            now.astimezone(UTC))
         if os.name == "posix":  # the rename itself durable too (SQLite synced the data)
             folder = os.open(database.parent, os.O_RDONLY)
             try:
@@ -214,6 +220,23 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
     return final
+
+
+def _claim_name(copy: Path, database: Path, kind: str, taken: datetime) -> Path:
+    """Link ``copy`` to the first free backup name from ``taken`` on (a backup taken
+    in the same microsecond by another run moves this one on by a microsecond)."""
+    while True:
+        final = database.parent / f"{database.name}.{taken.strftime(_TIME_FORMAT)}{kind}{SUFFIX}"
+        try:
+            os.link(copy, final)  # fails if the name is taken, where a rename replaces
+            return final
+        except FileExistsError:
+            taken += timedelta(microseconds=1)
+        except OSError:  # a filesystem without hard links: check, then rename
+            if not final.exists():
+                os.replace(copy, final)
+                return final
+            taken += timedelta(microseconds=1)
 
 
 def _copy(source: Path, target: Path, timeout: float, *, modes: tuple[str, str],

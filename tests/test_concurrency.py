@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,6 +44,39 @@ def test_eight_processes_at_once_apply_each_version_once(db: ScratchDatabase,
     assert {f"t{n}" for n in range(2, VERSIONS + 1)} <= db.tables()
     applied_lines = sum(out.count("applied 0") for _, out, _ in outcomes)
     assert applied_lines == VERSIONS  # each version reported applied by exactly one worker
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_eight_processes_back_up_an_existing_sqlite_file_at_once(tmp_path: Path,
+                                                                 round_: int) -> None:
+    """Each run copies the file before it starts, and rotates the others' copies away
+    (backup_keep 3): no run fails on a copy another rotated, and the backups kept are
+    whole files that hold the database before the run. Three rounds: the race is short."""
+    database = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE app_data (a INT)")
+        connection.commit()
+    migrations = tmp_path / "migrations"
+    _crowd_migrations(migrations)
+    command = [sys.executable, "-m", "sibila_sqlmig", "migrate", "--database",
+               f"sqlite:///{database}", "--migrations", str(migrations), "--config", os.devnull]
+    workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    outcomes = [(worker.wait(timeout=120), *worker.communicate()) for worker in workers]
+    assert [code for code, _, _ in outcomes] == [0] * 8, [err for _, _, err in outcomes]
+    assert sum(out.count("applied 0") for _, out, _ in outcomes) == VERSIONS
+    kept = sorted(tmp_path.glob("app.db.*.before-up-001-012.sqlite-backup"))
+    assert 1 <= len(kept) <= 4  # the 3 newest, and perhaps the last rotating run's own
+    assert not list(tmp_path.glob(".app.db.*"))  # no temporary copy left behind
+    for backup in kept:
+        with contextlib.closing(sqlite3.connect(f"{backup.as_uri()}?mode=ro", uri=True)) as copy:
+            tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_master")}
+            applied = copy.execute("SELECT count(*) FROM applied_log").fetchall() \
+                if "applied_log" in tables else [(0,)]
+        assert "app_data" in tables and applied == [(0,)]  # from before any version ran
+    said = {line.split()[1] for _, _, err in outcomes for line in err.splitlines()
+            if line.startswith("backup: ")}
+    assert {str(path) for path in kept} <= said
 
 
 def _hold_lock(db: ScratchDatabase, table: str = "schema_migrations"):

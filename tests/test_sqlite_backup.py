@@ -7,6 +7,7 @@ import re
 import sqlite3
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,44 @@ def test_two_backups_in_one_second_or_one_microsecond_get_distinct_sorted_names(
     assert first.name < second.name
     assert same[0].name < same[1].name  # the later one moved on by a microsecond
     assert [info.path for info in list_backups(db)] == [second, first, same[1], same[0]]
+
+
+def test_runs_backing_up_in_the_same_microsecond_each_keep_their_own(tmp_path: Path) -> None:
+    """Eight runs at once, one clock reading: none replaces another's backup."""
+    db = make_db(tmp_path / "app.db")
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: take_backup(db, versions=["001"], direction="up",
+                                                   keep=99, now=T0), range(8)))
+    assert len(set(made)) == 8 and all(path is not None and path.exists() for path in made)
+    assert sorted(info.path for info in list_backups(db)) == sorted(made)
+    assert not [path for path in tmp_path.iterdir() if path.suffix == ".partial"]
+
+
+def test_a_copy_being_checked_is_not_rotated_away_by_another_run(tmp_path: Path) -> None:
+    """Another run rotates (keep=1) while this one asks still_before about its copy: the
+    copy is not a backup yet, so it survives, and this run's backup is a real file."""
+    db = make_db(tmp_path / "app.db")
+    others: list[Path | None] = []
+
+    def another_run_meanwhile(copy: Path) -> bool:
+        assert copy.exists() and copy not in [info.path for info in list_backups(db)]
+        others.append(take_backup(db, versions=["001"], direction="up", keep=1))
+        return copy.exists()
+
+    mine = take_backup(db, versions=["001"], direction="up", keep=1,
+                       still_before=another_run_meanwhile)
+    assert mine is not None and mine.exists() and content(mine) == content(db)
+    assert others[0] is not None and others[0].exists()  # the newer one: kept, and mine
+    assert {info.path for info in list_backups(db)} == {mine, others[0]}
+
+
+def test_a_copy_that_is_no_longer_before_the_run_leaves_no_file(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "app.db")
+    older = take_backup(db, versions=["001"], direction="up", keep=1)
+    assert take_backup(db, versions=["002"], direction="up", keep=1,
+                       still_before=lambda copy: False) is None
+    assert [info.path for info in list_backups(db)] == [older]  # nothing rotated for it
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["app.db", older.name])
 
 
 def test_the_backup_has_the_mode_of_the_database(tmp_path: Path) -> None:
