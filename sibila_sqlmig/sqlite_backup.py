@@ -15,6 +15,7 @@ committed data, the write-ahead log included) while other connections read or wr
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import os
 import re
 import sqlite3
@@ -66,10 +67,12 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
     ``versions`` are those the run will apply (``direction="up"``) or roll back
     (``"down"``); the name carries the first and the last. ``now`` (default: the
     current time; a naive value is local time) dates it. Waits about ``timeout``
-    seconds at most for another connection's lock. Returns the new backup's path;
-    None when ``still_before(path)`` says the copy no longer shows the database
-    before the run (another process changed it meanwhile): that copy is deleted,
-    and nothing is rotated away for it.
+    seconds at most for another connection's lock. Returns the new backup's path, or
+    that of an older backup before the same versions with the same bytes (the copy is
+    then deleted: workers started together keep one backup, not one each); None when
+    ``still_before(path)`` says the copy no longer shows the database before the run
+    (another process changed it meanwhile): that copy is deleted, and nothing is
+    rotated away for it.
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, not {direction!r}")
@@ -78,7 +81,7 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
     _check_keep(keep)
     database = Path(database_path)
     made = _write_backup(database, direction, versions, now or datetime.now(UTC), timeout,
-                         still_before=still_before)
+                         still_before=still_before, one_of_identical=True)
     if made is None:
         return None
     _rotate(database, keep, protect={made})
@@ -88,8 +91,7 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
 def list_backups(database_path: str | Path) -> list[BackupInfo]:
     """The backups of this database (by the exact naming pattern), newest first."""
     database = Path(database_path)
-    pattern = re.compile(re.escape(database.name) + r"\.(\d{8}T\d{12}Z)\.before-"
-                         r"(up|down|restore)(?:-(\d+(?:-\d+)?))?" + re.escape(SUFFIX))
+    pattern = _pattern(database)
     found = []
     with contextlib.suppress(FileNotFoundError), os.scandir(database.parent) as entries:
         for entry in entries:
@@ -175,10 +177,12 @@ def _check_is_database(path: Path) -> None:
 
 
 def _write_backup(database: Path, direction: str, versions: Sequence[str], now: datetime,
-                  timeout: float, *,
-                  still_before: Callable[[Path], bool] | None = None) -> Path | None:
+                  timeout: float, *, still_before: Callable[[Path], bool] | None = None,
+                  one_of_identical: bool = False) -> Path | None:
     """Copy the database under a temporary name, ask ``still_before`` about that copy,
     then give it its backup name; None (and no file) when ``still_before`` says no.
+    With ``one_of_identical``, an older backup of the same name but for its time and
+    the same bytes is returned instead of a new one.
 
     Runs started together each take a backup, and each rotates the others' away: a
     copy is only named as a backup once it has been checked, so no rotation can
@@ -200,6 +204,8 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
             return None
         final = _claim_name(Path(temporary), database, f".before-{direction}{label}",
                             now.astimezone(UTC))
+        if one_of_identical:
+            final = _oldest_identical(database, final, Path(temporary))
         if os.name == "posix":  # the rename itself durable too (SQLite synced the data)
             folder = os.open(database.parent, os.O_RDONLY)
             try:
@@ -220,6 +226,45 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
     return final
+
+
+def _oldest_identical(database: Path, made: Path, copy: Path) -> Path:
+    """Keep one of the backups before the same versions that hold the same bytes as
+    ``copy`` (which ``made`` was linked from): the oldest. Returns it.
+
+    Workers started together each copy the same database: kept all, their copies would
+    rotate the backups of earlier deploys away. Each worker deletes its backup when an
+    older identical one is there, else the newer identical ones: whatever order they
+    check in, one file is left. The comparison reads ``copy``, this run's own file,
+    since another worker may delete ``made`` meanwhile.
+    """
+    match = _pattern(database).fullmatch(made.name)
+    assert match is not None  # named by _claim_name
+    size = copy.stat().st_size
+    for _ in range(3):  # again when another worker removed ``made`` while this one looked
+        identical = []
+        for info in reversed(list_backups(database)):  # oldest first
+            if (info.path == made or (info.direction, info.versions) != (match[2], match[3] or "")):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # another run removed it meanwhile
+                if info.path.stat().st_size == size and filecmp.cmp(info.path, copy,
+                                                                    shallow=False):
+                    identical.append(info.path)
+        older = [path for path in identical if path.name < made.name]
+        for path in ([made] if older else identical):  # the newer ones of the same bytes
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if older:
+            return older[0]
+        if made.exists():
+            return made
+    return made
+
+
+def _pattern(database: Path) -> re.Pattern[str]:
+    """A backup's name: the time (group 1), direction (2) and versions (3, optional)."""
+    return re.compile(re.escape(database.name) + r"\.(\d{8}T\d{12}Z)\.before-"
+                      r"(up|down|restore)(?:-(\d+(?:-\d+)?))?" + re.escape(SUFFIX))
 
 
 def _claim_name(copy: Path, database: Path, kind: str, taken: datetime) -> Path:

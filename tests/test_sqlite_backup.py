@@ -136,9 +136,9 @@ def test_rotation_keeps_the_newest_and_never_touches_other_files(tmp_path: Path)
         "app.20240101T000000000000Z.before-up-001.sqlite-backup")]
     for path in unrelated:
         path.write_text("keep me")
-    others = [take_backup(other, versions=["001"], direction="up", keep=9,
+    others = [take_backup(other, versions=[f"{day:03d}"], direction="up", keep=9,
                           now=T0 - timedelta(days=day)) for day in range(3)]
-    made = [take_backup(db, versions=["001"], direction="up", keep=2,
+    made = [take_backup(db, versions=[f"{minute:03d}"], direction="up", keep=2,
                         now=T0 + timedelta(minutes=minute)) for minute in range(5)]
     assert [info.path for info in list_backups(db)] == [made[4], made[3]]
     assert all(path.exists() for path in [*unrelated, *others])
@@ -157,24 +157,47 @@ def test_two_backups_in_one_second_or_one_microsecond_get_distinct_sorted_names(
         tmp_path: Path) -> None:
     db = make_db(tmp_path / "app.db")
     first = take_backup(db, versions=["001"], direction="up", keep=9)
+    change(db)
     second = take_backup(db, versions=["001"], direction="up", keep=9)
-    same = [take_backup(db, versions=["002"], direction="up", keep=9, now=T0)
-            for _ in range(2)]
+    same = []
+    for name in ("three", "four"):
+        with sqlite3.connect(db) as connection:
+            connection.execute("INSERT INTO items (name) VALUES (?)", (name,))
+        connection.close()
+        same.append(take_backup(db, versions=["002"], direction="up", keep=9, now=T0))
     assert len({first, second, *same}) == 4
     assert first.name < second.name
     assert same[0].name < same[1].name  # the later one moved on by a microsecond
     assert [info.path for info in list_backups(db)] == [second, first, same[1], same[0]]
 
 
-def test_runs_backing_up_in_the_same_microsecond_each_keep_their_own(tmp_path: Path) -> None:
-    """Eight runs at once, one clock reading: none replaces another's backup."""
+def test_a_backup_identical_to_one_before_the_same_versions_is_not_kept_twice(
+        tmp_path: Path) -> None:
+    """A deploy's workers each back up the same file: one backup, so that the backups of
+    earlier deploys are not rotated away."""
+    db = make_db(tmp_path / "app.db")
+    earlier = [take_backup(db, versions=[version], direction="up", keep=3)
+               for version in ("001", "002")]
+    crowd = [take_backup(db, versions=["003", "005"], direction="up", keep=3)
+             for _ in range(5)]
+    assert len(set(crowd)) == 1
+    assert [info.path for info in list_backups(db)] == [crowd[0], earlier[1], earlier[0]]
+    assert take_backup(db, versions=["003", "004"], direction="down", keep=9) not in crowd
+    change(db)  # the same versions, another state: a backup of its own
+    assert take_backup(db, versions=["003", "005"], direction="up", keep=9) != crowd[0]
+
+
+def test_runs_backing_up_in_the_same_microsecond_end_on_one_backup(tmp_path: Path) -> None:
+    """Eight runs at once, one clock reading: each claims a name of its own, then all
+    defer to the oldest of the identical copies; nothing fails, nothing is left over."""
     db = make_db(tmp_path / "app.db")
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda _: take_backup(db, versions=["001"], direction="up",
                                                    keep=99, now=T0), range(8)))
-    assert len(set(made)) == 8 and all(path is not None and path.exists() for path in made)
-    assert sorted(info.path for info in list_backups(db)) == sorted(made)
-    assert not [path for path in tmp_path.iterdir() if path.suffix == ".partial"]
+    assert len(set(made)) == 1 and made[0] is not None and made[0].exists()
+    assert [info.path for info in list_backups(db)] == [made[0]]
+    assert content(made[0]) == content(db)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["app.db", made[0].name]
 
 
 def test_a_copy_being_checked_is_not_rotated_away_by_another_run(tmp_path: Path) -> None:
@@ -185,7 +208,7 @@ def test_a_copy_being_checked_is_not_rotated_away_by_another_run(tmp_path: Path)
 
     def another_run_meanwhile(copy: Path) -> bool:
         assert copy.exists() and copy not in [info.path for info in list_backups(db)]
-        others.append(take_backup(db, versions=["001"], direction="up", keep=1))
+        others.append(take_backup(db, versions=["002"], direction="up", keep=1))
         return copy.exists()
 
     mine = take_backup(db, versions=["001"], direction="up", keep=1,
