@@ -27,6 +27,9 @@ _EXPORTS = {
     "RunResult": "api",
     "StatusResult": "api",
     "VerifyResult": "api",
+    "CheckResult": "catalog.check",
+    "CheckedVersion": "catalog.check",
+    "DriftResult": "catalog.check",
     "MigrationManager": "compat",
     "auto_migrate_on_startup": "compat",
     "check_database_health": "compat",
@@ -83,6 +86,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .api import RunResult as RunResult
     from .api import StatusResult as StatusResult
     from .api import VerifyResult as VerifyResult
+    from .catalog.check import CheckedVersion as CheckedVersion
+    from .catalog.check import CheckResult as CheckResult
+    from .catalog.check import DriftResult as DriftResult
     from .compat import MigrationManager as MigrationManager
     from .compat import auto_migrate_on_startup as auto_migrate_on_startup
     from .compat import check_database_health as check_database_health
