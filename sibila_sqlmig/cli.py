@@ -221,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fleet:  # README: Many databases
             from .fleet_cli import run
 
-            return run(args, out, _message, _error_dict)
+            with _sigterm_as_ctrl_c(True):
+                return run(args, out, _message, _error_dict)
         args.database = args.database[0] if args.database else None
         return _COMMANDS[args.command](args, out)
     except SqlmigError as error:
@@ -444,7 +445,7 @@ def _verify(args: argparse.Namespace, out: Output) -> int:
         from .errors import UsageError
 
         raise UsageError("--scratch only applies with --drift.")
-    with _scratch_dropped_on_sigterm(args.drift):
+    with _sigterm_as_ctrl_c(args.drift):
         result = _migrator(args, out).verify(allow_empty=args.allow_empty, drift=args.drift,
                                              scratch=args.scratch)
     if args.json:
@@ -504,7 +505,7 @@ def _check(args: argparse.Namespace, out: Output) -> int:
         for finding in checked.findings:
             out.line(f"      {checked.version}: {finding.text}", always=True)
 
-    with _scratch_dropped_on_sigterm(True):
+    with _sigterm_as_ctrl_c(True):
         result = _migrator(args, out).check(scratch=args.scratch, progress=progress)
     document = result.to_dict()
     if args.json:
@@ -517,10 +518,12 @@ def _check(args: argparse.Namespace, out: Output) -> int:
 
 
 @contextlib.contextmanager
-def _scratch_dropped_on_sigterm(building: bool) -> Iterator[None]:
-    """While a scratch database exists (check, verify --drift): SIGTERM (a cancelled CI
-    job) interrupts like Ctrl-C, so that it is dropped on the way out."""
-    if not building:
+def _sigterm_as_ctrl_c(active: bool) -> Iterator[None]:
+    """SIGTERM (a cancelled CI job, a container stopped) interrupts like Ctrl-C: while a
+    scratch database exists (check, verify --drift), so that it is dropped on the way
+    out; in a fleet run, so that no new target starts and the running ones stop after
+    their current file (a second SIGTERM, like a second Ctrl-C, stops at once)."""
+    if not active:
         yield
         return
     import signal

@@ -51,7 +51,8 @@ def test_eight_processes_back_up_an_existing_sqlite_file_at_once(tmp_path: Path,
                                                                  round_: int) -> None:
     """Each run copies the file before it starts, and rotates the others' copies away
     (backup_keep 3): no run fails on a copy another rotated, and identical copies are
-    kept once, whole files that hold the database before the run. Three rounds: the race is short."""
+    kept once, whole files that hold the database before the run. Three rounds: the
+    race is short."""
     database = tmp_path / "app.db"
     with contextlib.closing(sqlite3.connect(database)) as connection:
         connection.execute("CREATE TABLE app_data (a INT)")

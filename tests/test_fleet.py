@@ -414,24 +414,27 @@ def _wait_until_some_applied(paths: list[Path], process: subprocess.Popen[str]) 
     raise AssertionError("no target applied anything within 30 s")
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "SIGINT twice"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "SIGTERM", "SIGINT twice",
+                                 "SIGTERM twice"])
 def test_an_interrupted_fleet_run_is_finished_by_a_rerun(tmp_path: Path, how: str) -> None:
-    twice = how == "SIGINT twice"
+    """SIGTERM (a cancelled job, a stopped container) stops a fleet as Ctrl-C does."""
+    twice = how.endswith(" twice")
+    sent = getattr(signal, how.split()[0])
     migrations = _folder(tmp_path, 4, slow=_slow(30_000_000 if twice else 1_500_000))
     paths = [tmp_path / f"tenant_{n}.db" for n in range(2 if twice else 6)]
     process = _start_fleet(tmp_path, migrations, paths)
     _wait_until_some_applied(paths, process)
-    process.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+    process.send_signal(sent)
     if twice:  # while 002's five seconds run: the second one does not wait for them
         time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sent)
         second = time.monotonic()
     out, err = process.communicate(timeout=60)
     if twice:
         assert time.monotonic() - second < 2.5
         assert process.returncode == 130, out + err
         assert "interrupted again: stopped at once" in err
-    elif how == "SIGINT":  # the running files finish; no new target starts
+    elif how in ("SIGINT", "SIGTERM"):  # the running files finish; no new target starts
         assert process.returncode == 130, out + err
         assert "interrupted" in out
         assert "(interrupted: rerun to finish)" in out.splitlines()[-1]
