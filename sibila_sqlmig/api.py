@@ -836,11 +836,16 @@ def _recorded_versions(database: Path, table: str) -> set[str]:
     """The versions a SQLite file's tracking table records (none without the table)."""
     import sqlite3
 
-    connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise DatabaseError(f"cannot read the copy {database}: {error}") from None
     try:
         return {str(row[0]) for row in connection.execute(f'SELECT version FROM "{table}"')}
-    except sqlite3.OperationalError:  # no tracking table yet
-        return set()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):  # no tracking table yet
+            return set()
+        raise DatabaseError(f"cannot read the copy {database}: {error}") from None
     finally:
         connection.close()
 

@@ -523,10 +523,15 @@ def _sigterm_as_ctrl_c(active: bool) -> Iterator[None]:
     scratch database exists (check, verify --drift), so that it is dropped on the way
     out; in a fleet run, so that no new target starts and the running ones stop after
     their current file (a second SIGTERM, like a second Ctrl-C, stops at once)."""
-    if not active:
+    import signal
+    import threading
+
+    # Python sets handlers in the main thread only (main() may run in another, from a
+    # caller's code); a SIGTERM the parent set to be ignored stays ignored.
+    if not active or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return
-    import signal
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

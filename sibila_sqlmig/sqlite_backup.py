@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import glob
 import os
 import re
 import sqlite3
@@ -31,6 +32,7 @@ from .errors import DatabaseError, SqlmigError, UsageError
 SUFFIX = ".sqlite-backup"
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _DIRECTIONS = ("up", "down", "restore")
+_PARTIAL_MAX_AGE = 3600.0  # seconds: a temporary copy older than this was left by a killed run
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED, as the backup progress callback sees them
 
 
@@ -68,8 +70,8 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
     (``"down"``); the name carries the first and the last. ``now`` (default: the
     current time; a naive value is local time) dates it. Waits about ``timeout``
     seconds at most for another connection's lock. Returns the new backup's path, or
-    that of an older backup before the same versions with the same bytes (the copy is
-    then deleted: workers started together keep one backup, not one each); None when
+    that of a backup already there before the same versions with the same bytes (the
+    copy is then deleted, so that a deploy's workers do not each keep one); None when
     ``still_before(path)`` says the copy no longer shows the database before the run
     (another process changed it meanwhile): that copy is deleted, and nothing is
     rotated away for it.
@@ -91,7 +93,8 @@ def take_backup(database_path: str | Path, *, versions: Sequence[str], direction
 def list_backups(database_path: str | Path) -> list[BackupInfo]:
     """The backups of this database (by the exact naming pattern), newest first."""
     database = Path(database_path)
-    pattern = _pattern(database)
+    pattern = re.compile(re.escape(database.name) + r"\.(\d{8}T\d{12}Z)\.before-"
+                         r"(up|down|restore)(?:-(\d+(?:-\d+)?))?" + re.escape(SUFFIX))
     found = []
     with contextlib.suppress(FileNotFoundError), os.scandir(database.parent) as entries:
         for entry in entries:
@@ -181,8 +184,8 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
                   one_of_identical: bool = False) -> Path | None:
     """Copy the database under a temporary name, ask ``still_before`` about that copy,
     then give it its backup name; None (and no file) when ``still_before`` says no.
-    With ``one_of_identical``, an older backup of the same name but for its time and
-    the same bytes is returned instead of a new one.
+    With ``one_of_identical``, a backup before the same versions with the same bytes is
+    returned instead of a new one.
 
     Runs started together each take a backup, and each rotates the others' away: a
     copy is only named as a backup once it has been checked, so no rotation can
@@ -202,10 +205,12 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
         _copy(database, Path(temporary), timeout, modes=("rw", "rw"), standalone=True)
         if still_before is not None and not still_before(Path(temporary)):
             return None
-        final = _claim_name(Path(temporary), database, f".before-{direction}{label}",
-                            now.astimezone(UTC))
+        kind = f".before-{direction}{label}"
         if one_of_identical:
-            final = _oldest_identical(database, final, Path(temporary))
+            same = _identical_backup(database, kind, Path(temporary))
+            if same is not None:
+                return same
+        final = _claim_name(Path(temporary), database, kind, now.astimezone(UTC))
         if os.name == "posix":  # the rename itself durable too (SQLite synced the data)
             folder = os.open(database.parent, os.O_RDONLY)
             try:
@@ -228,43 +233,24 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
     return final
 
 
-def _oldest_identical(database: Path, made: Path, copy: Path) -> Path:
-    """Keep one of the backups before the same versions that hold the same bytes as
-    ``copy`` (which ``made`` was linked from): the oldest. Returns it.
+def _identical_backup(database: Path, kind: str, copy: Path) -> Path | None:
+    """A backup before the same versions (``kind``: ``.before-up-003-007``) with the same
+    bytes as ``copy``, or None.
 
     Workers started together each copy the same database: kept all, their copies would
-    rotate the backups of earlier deploys away. Each worker deletes its backup when an
-    older identical one is there, else the newer identical ones: whatever order they
-    check in, one file is left. The comparison reads ``copy``, this run's own file,
-    since another worker may delete ``made`` meanwhile.
+    rotate the backups of earlier deploys away. A copy identical to a backup already
+    there is not kept. Nothing is deleted here, so no run can lose the backup it names;
+    workers that copy at the same instant may still each keep one.
     """
-    match = _pattern(database).fullmatch(made.name)
-    assert match is not None  # named by _claim_name
     size = copy.stat().st_size
-    for _ in range(3):  # again when another worker removed ``made`` while this one looked
-        identical = []
-        for info in reversed(list_backups(database)):  # oldest first
-            if (info.path == made or (info.direction, info.versions) != (match[2], match[3] or "")):
-                continue
-            with contextlib.suppress(FileNotFoundError):  # another run removed it meanwhile
-                if info.path.stat().st_size == size and filecmp.cmp(info.path, copy,
-                                                                    shallow=False):
-                    identical.append(info.path)
-        older = [path for path in identical if path.name < made.name]
-        for path in ([made] if older else identical):  # the newer ones of the same bytes
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        if older:
-            return older[0]
-        if made.exists():
-            return made
-    return made
-
-
-def _pattern(database: Path) -> re.Pattern[str]:
-    """A backup's name: the time (group 1), direction (2) and versions (3, optional)."""
-    return re.compile(re.escape(database.name) + r"\.(\d{8}T\d{12}Z)\.before-"
-                      r"(up|down|restore)(?:-(\d+(?:-\d+)?))?" + re.escape(SUFFIX))
+    for info in list_backups(database):
+        if not info.path.name.endswith(kind + SUFFIX):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another run rotated it meanwhile
+            if info.path.stat().st_size == size and filecmp.cmp(info.path, copy,
+                                                                shallow=False):
+                return info.path
+    return None
 
 
 def _claim_name(copy: Path, database: Path, kind: str, taken: datetime) -> Path:
@@ -277,7 +263,8 @@ def _claim_name(copy: Path, database: Path, kind: str, taken: datetime) -> Path:
             return final
         except FileExistsError:
             taken += timedelta(microseconds=1)
-        except OSError:  # a filesystem without hard links: check, then rename
+        except OSError:  # no hard links (FAT, some network shares): check, then rename,
+            # which two runs in one microsecond could still race on
             if not final.exists():
                 os.replace(copy, final)
                 return final
@@ -317,18 +304,31 @@ def _copy(source: Path, target: Path, timeout: float, *, modes: tuple[str, str],
 
 
 def _rotate(database: Path, keep: int, *, protect: set[Path]) -> None:
-    """Delete this database's backups beyond the ``keep`` newest (never ``protect``).
+    """Delete this database's backups beyond the ``keep`` newest (never ``protect``),
+    and the temporary copies of backups that a killed run left over an hour ago.
 
     The backups of runs and a restore's safety copies are counted apart: restoring a
-    few times must not push out the backups taken before migrations.
+    few times must not push out the backups taken before migrations. A file that
+    cannot be deleted now (open elsewhere, on Windows) is left for a later rotation.
     """
     protected = {path.absolute() for path in protect}
     backups = list_backups(database)
+    stale = [path for path in database.parent.glob(f".{glob.escape(database.name)}.*.partial*")
+             if _older_than(path, _PARTIAL_MAX_AGE)]
     for kind in (("up", "down"), ("restore",)):
         for old in [info for info in backups if info.direction in kind][keep:]:
             if old.path.absolute() not in protected:
-                with contextlib.suppress(FileNotFoundError):  # another run rotated it first
-                    old.path.unlink()
+                stale.append(old.path)
+    for path in stale:
+        with contextlib.suppress(OSError):  # another run rotated it first, or it is in use
+            path.unlink()
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _open(path: Path, mode: str, timeout: float) -> sqlite3.Connection:

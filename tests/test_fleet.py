@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +459,21 @@ def test_an_interrupted_fleet_run_is_finished_by_a_rerun(tmp_path: Path, how: st
             "WHERE outcome = 'applied' GROUP BY version").fetchall()
         connection.close()
         assert dict(applied) == {"001": 1, "002": 1, "003": 1, "004": 1}  # once each
+
+
+def test_a_fleet_run_from_another_thread(tmp_path: Path, capsys: Any) -> None:
+    """main() called from an application's thread: SIGTERM is left alone (Python sets
+    handlers in the main thread only), and the run works."""
+    from sibila_sqlmig import cli
+
+    migrations = _folder(tmp_path)
+    paths = [tmp_path / f"tenant_{n}.db" for n in range(2)]
+    with ThreadPoolExecutor(1) as pool:
+        code = pool.submit(cli.main, [
+            "migrate", "--migrations", str(migrations), "--config", os.devnull,
+            *(argument for path in paths for argument in ("--database", str(path)))]).result()
+    assert code == 0, capsys.readouterr().err
+    assert all(_sqlite_versions(path) == ["001", "002", "003"] for path in paths)
 
 
 def test_an_unexpected_error_fails_its_target_only(tmp_path: Path) -> None:

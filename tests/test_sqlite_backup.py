@@ -187,17 +187,54 @@ def test_a_backup_identical_to_one_before_the_same_versions_is_not_kept_twice(
     assert take_backup(db, versions=["003", "005"], direction="up", keep=9) != crowd[0]
 
 
-def test_runs_backing_up_in_the_same_microsecond_end_on_one_backup(tmp_path: Path) -> None:
-    """Eight runs at once, one clock reading: each claims a name of its own, then all
-    defer to the oldest of the identical copies; nothing fails, nothing is left over."""
+def test_runs_backing_up_in_the_same_microsecond_each_keep_a_whole_backup(
+        tmp_path: Path) -> None:
+    """Eight runs at once, one clock reading: none replaces another's backup or fails;
+    each returns a whole backup; a copy identical to one already there is not kept."""
     db = make_db(tmp_path / "app.db")
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda _: take_backup(db, versions=["001"], direction="up",
                                                    keep=99, now=T0), range(8)))
-    assert len(set(made)) == 1 and made[0] is not None and made[0].exists()
-    assert [info.path for info in list_backups(db)] == [made[0]]
-    assert content(made[0]) == content(db)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["app.db", made[0].name]
+    kept = [info.path for info in list_backups(db)]
+    assert all(path in kept and content(path) == content(db) for path in made if path)
+    assert None not in made and sorted(kept) == sorted(set(made))
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["app.db", *(
+        path.name for path in kept)])  # no temporary copy left
+
+
+def test_without_hard_links_a_backup_is_renamed_into_place(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """FAT, exFAT and some network shares refuse os.link: the copy is renamed instead."""
+    db = make_db(tmp_path / "app.db")
+
+    def no_hard_links(source: Any, target: Any, **_: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    first = take_backup(db, versions=["001"], direction="up", keep=9, now=T0)
+    change(db)
+    second = take_backup(db, versions=["001"], direction="up", keep=9, now=T0)
+    assert first is not None and second is not None and first != second
+    assert content(second) == content(db) != content(first)
+    assert take_backup(db, versions=["001"], direction="up", keep=9) == second  # identical
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["app.db", first.name, second.name])
+
+
+def test_rotation_sweeps_temporary_copies_a_killed_run_left(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "app.db")
+    old = tmp_path / ".app.db.k1ll3d.partial"
+    old_journal = tmp_path / ".app.db.k1ll3d.partial-journal"
+    fresh = tmp_path / ".app.db.runn1ng.partial"  # another run's copy, being made now
+    other = tmp_path / ".app.sqlite.k1ll3d.partial"  # another database's
+    for path in (old, old_journal, fresh, other):
+        path.write_bytes(b"half a copy")
+    two_hours_ago = time.time() - 7200
+    for path in (old, old_journal, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    take_backup(db, versions=["001"], direction="up", keep=3)
+    assert not old.exists() and not old_journal.exists()
+    assert fresh.exists() and other.exists()
 
 
 def test_a_copy_being_checked_is_not_rotated_away_by_another_run(tmp_path: Path) -> None:
