@@ -228,7 +228,9 @@ def _write_backup(database: Path, direction: str, versions: Sequence[str], now: 
                             "sibila_sqlmig.yaml.)") from None
     finally:
         for leftover in ([temporary, temporary + "-journal"] if temporary else []):
-            with contextlib.suppress(FileNotFoundError):
+            # Windows refuses to unlink a file another process has open (the backup
+            # it is linked to, being compared): a later rotation sweeps it.
+            with contextlib.suppress(OSError):
                 os.unlink(leftover)
     return final
 
