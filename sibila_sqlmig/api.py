@@ -836,18 +836,15 @@ def _recorded_versions(database: Path, table: str) -> set[str]:
     """The versions a SQLite file's tracking table records (none without the table)."""
     import sqlite3
 
+    from .sqlite_backup import open_database
+
     try:
-        connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+        with contextlib.closing(open_database(database, "ro")) as connection:
+            return {str(row[0]) for row in connection.execute(f'SELECT version FROM "{table}"')}
     except sqlite3.Error as error:
-        raise DatabaseError(f"cannot read the copy {database}: {error}") from None
-    try:
-        return {str(row[0]) for row in connection.execute(f'SELECT version FROM "{table}"')}
-    except sqlite3.OperationalError as error:
         if "no such table" in str(error):  # no tracking table yet
             return set()
         raise DatabaseError(f"cannot read the copy {database}: {error}") from None
-    finally:
-        connection.close()
 
 
 def unified_diff(before: str, after: str, before_name: str, after_name: str) -> str:

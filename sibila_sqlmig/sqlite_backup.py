@@ -167,7 +167,7 @@ def _check_is_database(path: Path) -> None:
     except OSError as error:
         problem = f"cannot be read ({error.strerror})"
     if problem is None:
-        with contextlib.closing(_open(path, "ro", 5.0)) as connection:
+        with contextlib.closing(open_database(path, "ro", 5.0)) as connection:
             try:
                 rows = connection.execute("PRAGMA quick_check").fetchall()
             except sqlite3.Error as error:
@@ -264,13 +264,13 @@ def _claim_name(copy: Path, database: Path, kind: str, taken: datetime) -> Path:
             os.link(copy, final)  # fails if the name is taken, where a rename replaces
             return final
         except FileExistsError:
-            taken += timedelta(microseconds=1)
+            pass
         except OSError:  # no hard links (FAT, some network shares): check, then rename,
             # which two runs in one microsecond could still race on
             if not final.exists():
                 os.replace(copy, final)
                 return final
-            taken += timedelta(microseconds=1)
+        taken += timedelta(microseconds=1)
 
 
 def _copy(source: Path, target: Path, timeout: float, *, modes: tuple[str, str],
@@ -288,8 +288,8 @@ def _copy(source: Path, target: Path, timeout: float, *, modes: tuple[str, str],
             raise TimeoutError
 
     try:
-        with contextlib.closing(_open(source, modes[0], timeout)) as src, \
-             contextlib.closing(_open(target, modes[1], timeout)) as dst:
+        with contextlib.closing(open_database(source, modes[0], timeout)) as src, \
+             contextlib.closing(open_database(target, modes[1], timeout)) as dst:
             # pages=-1: one step under one read lock is one snapshot; a stepped copy
             # starts over whenever another connection writes between steps.
             src.backup(dst, pages=-1, progress=give_up_when_late, sleep=0.05)
@@ -333,7 +333,8 @@ def _older_than(path: Path, seconds: float) -> bool:
         return False
 
 
-def _open(path: Path, mode: str, timeout: float) -> sqlite3.Connection:
+def open_database(path: Path, mode: str, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection to the SQLite file ``path`` in ``mode`` (``ro``, ``rw``, ``rwc``)."""
     # A URI, so that "ro" and "rw" never create a file; as_uri() escapes "?" and "#".
     return sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}", uri=True,
                            timeout=timeout)
